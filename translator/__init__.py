@@ -1,0 +1,42 @@
+"""gantool's core: plugin hooks, registries, data, the training loop, checkpoints, runtime.
+
+Plugin authors need only this module's names::
+
+    import translator
+
+    @translator.hookimpl
+    def register_models(register):
+        register(translator.ModelSpec(...))
+
+Importing ``translator`` does not import torch; ``translator.gan`` and the training
+modules do.
+"""
+
+import pluggy
+
+from .errors import GantoolError, PluginError
+from .specs import (
+    DataRequest,
+    DatasetSpec,
+    ExporterSpec,
+    ExportRequest,
+    FaceDetectorSpec,
+    ModelSpec,
+)
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("gantool")
+
+__all__ = [
+    "DataRequest",
+    "DatasetSpec",
+    "ExportRequest",
+    "ExporterSpec",
+    "FaceDetectorSpec",
+    "GantoolError",
+    "ModelSpec",
+    "PluginError",
+    "__version__",
+    "hookimpl",
+]

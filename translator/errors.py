@@ -1,0 +1,12 @@
+"""The one exception type that users see as a single line instead of a traceback."""
+
+
+class GantoolError(Exception):
+    """An error caused by input the user can fix: bad path, unknown name, incompatible file.
+
+    The CLI prints ``Error: <message>`` and exits non-zero; library callers can catch it.
+    """
+
+
+class PluginError(GantoolError):
+    """A plugin misbehaved; the message names the plugin."""

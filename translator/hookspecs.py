@@ -1,0 +1,67 @@
+"""The hooks a gantool plugin can implement.
+
+Every hook that adds things takes a ``register`` callable, so one plugin can add several
+things and a hook's signature never has to change when a spec grows. Implement a hook with
+``@translator.hookimpl`` in a module listed under the ``gantool`` entry-point group.
+Hooks are called with keyword arguments; an implementation may accept fewer arguments
+than the spec names.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("gantool")
+
+
+@hookspec
+def register_models(register):
+    """Register GAN models.
+
+    Called once when the registry is first needed.
+
+    :param register: call ``register(ModelSpec(...))`` once per model. A
+        :class:`translator.ModelSpec` names the model, its kind (``"generation"`` or
+        ``"translation"``), its config dataclass (whose fields become ``gantool train MODEL``
+        flags) and a ``build(config)`` that returns a :class:`translator.gan.GANModel`.
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register data sources for ``--data``.
+
+    :param register: call ``register(DatasetSpec(...))``. A spec with ``detect=None`` is
+        chosen by name (``--data demo``); a spec with ``detect(path) -> bool`` is tried, in
+        ``priority`` order, on a ``--data`` folder. ``open(path, request)`` returns one
+        :class:`translator.data.ImageList` per requested domain.
+    """
+
+
+@hookspec
+def register_exporters(register):
+    """Register exporters for ``gantool export FORMAT RUN``.
+
+    :param register: call ``register(ExporterSpec(name, description, export))``. ``export``
+        receives an :class:`translator.specs.ExportRequest` and returns the written paths.
+    """
+
+
+@hookspec
+def register_face_detectors(register):
+    """Register face detectors for the runtime's face-aware mode (``--faces``).
+
+    :param register: call ``register(FaceDetectorSpec(name, description, create))``.
+        ``create(**options)`` returns an object with ``detect(bgr_image) -> list of
+        (x, y, w, h)`` boxes in pixels.
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to the ``gantool`` CLI.
+
+    :param cli: the root :class:`click.Group`; call ``cli.command()`` or
+        ``cli.add_command(...)``. Keep heavy imports inside the command functions so that
+        ``gantool --help`` stays fast.
+    """

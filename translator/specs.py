@@ -1,0 +1,93 @@
+"""Plain descriptions of what plugins register. Importing this module never imports torch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Kind = Literal["generation", "translation"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A trainable GAN.
+
+    ``config`` is a dataclass type with a default for every field; its fields become the
+    model's ``gantool train MODEL`` flags (``field(metadata={"help": ...})`` documents them,
+    ``metadata={"choices": [...]}`` restricts a string). ``build(config)`` returns a
+    :class:`translator.gan.GANModel`; import torch inside it, not at module level.
+    """
+
+    name: str
+    kind: Kind
+    description: str
+    config: type
+    build: Callable[[Any], Any]
+    #: How training images are prepared: ``"resize"`` (resize the short side, centre crop)
+    #: or ``"crop-flip"`` (resize to 1.12x, random crop, random horizontal flip).
+    augment: Literal["resize", "crop-flip"] = "resize"
+    #: Optional ``summary(config) -> str`` shown by ``gantool models`` (parameters, FLOPs).
+    summary: Callable[[Any], str] | None = None
+    #: Defaults for shared training flags that suit this model, e.g. ``{"batch_size": 1}``.
+    train_defaults: dict[str, Any] = field(default_factory=dict)
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What the training loop needs from a data source."""
+
+    kind: Kind
+    #: Domain words: two for translation (``("male", "female")``); for generation, empty
+    #: (all images) or one word that filters the images.
+    domains: tuple[str, ...] = ()
+    split: Literal["train", "test"] = "train"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A source of images for ``--data``."""
+
+    name: str
+    description: str
+    #: ``open(path_or_None, request) -> list[ImageList]``, one list per requested domain
+    #: (a single list for generation).
+    open: Callable[[Path | None, DataRequest], list[Any]]
+    #: ``detect(path) -> bool`` for folder formats; ``None`` for named built-in sets.
+    detect: Callable[[Path], bool] | None = None
+    #: Folder formats are tried in ascending priority order.
+    priority: int = 100
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """Everything an exporter needs to write files from a run."""
+
+    run_dir: Path
+    output: Path | None = None
+    direction: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    checkpoint: int | None = None
+
+
+@dataclass(frozen=True)
+class ExporterSpec:
+    """A file format that runs can be exported to (``gantool export NAME RUN``)."""
+
+    name: str
+    description: str
+    export: Callable[[ExportRequest], list[Path]]
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class FaceDetectorSpec:
+    """A face detector for the runtime's face-aware mode."""
+
+    name: str
+    description: str
+    create: Callable[..., Any]
+    plugin: str = field(default="", compare=False)
