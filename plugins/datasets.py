@@ -1,0 +1,28 @@
+"""Built-in data sources: ``demo``, ``digits``, CelebA, CycleGAN and domain folders."""
+
+from __future__ import annotations
+
+import translator
+from translator.data import builtin, celeba, folders
+
+
+@translator.hookimpl
+def register_datasets(register):
+    register(translator.DatasetSpec(
+        "demo", "synthetic disks (generation) or day/night scenes (translation), no download",
+        builtin.open_demo))
+    register(translator.DatasetSpec(
+        "digits", "scikit-learn's 1797 real handwritten digits; domains are digits (6, 9)",
+        builtin.open_digits))
+    register(translator.DatasetSpec(
+        "celeba", "CelebA root: img_align_celeba/ + list_attr_celeba.txt; domain words "
+        "map to attributes", celeba.open_celeba, detect=celeba.detect, priority=10))
+    register(translator.DatasetSpec(
+        "cyclegan-folders", "trainA/ trainB/ (testA/ testB/) folders",
+        folders.open_cyclegan, detect=folders.detect_cyclegan, priority=20))
+    register(translator.DatasetSpec(
+        "domain-folders", "one subfolder per domain, named like the domain",
+        folders.open_domain_folders, detect=folders.detect_domain_folders, priority=30))
+    register(translator.DatasetSpec(
+        "image-folder", "any folder of images (generation models)",
+        folders.open_image_folder, detect=folders.detect_image_folder, priority=90))

@@ -1,0 +1,42 @@
+"""Image sources for training: what ``--data`` can name, decoded to RGB uint8 arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .images import ImageReadError, read_image
+
+
+@dataclass
+class ImageList:
+    """One domain's images: file paths, in-memory arrays, or a mix.
+
+    ``load(i)`` returns an ``[H, W, 3]`` RGB uint8 array. ``notes`` carries messages for the
+    user (e.g. files skipped while scanning).
+    """
+
+    name: str
+    items: Sequence[Path | np.ndarray]
+    description: str = ""
+    notes: list[str] = field(default_factory=list)
+    loader: Callable[[Path], np.ndarray] = read_image
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> np.ndarray:
+        item = self.items[index]
+        if isinstance(item, np.ndarray):
+            return item
+        return self.loader(item)
+
+    def label(self, index: int) -> str:
+        item = self.items[index]
+        return item.name if isinstance(item, Path) else f"{self.name}[{index}]"
+
+
+__all__ = ["ImageList", "ImageReadError", "read_image"]

@@ -1,0 +1,135 @@
+"""Built-in data sets that need no download: ``demo`` (synthetic) and ``digits`` (real)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GantoolError
+from ..specs import DataRequest
+from . import ImageList
+
+DEMO_SIZE = 64
+DEMO_COUNT = 512
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1)
+    return ys, xs
+
+
+def _disk(img: np.ndarray, cy: float, cx: float, r: float, color, soft: float = 0.02) -> None:
+    ys, xs = _grid(img.shape[0])
+    d = np.sqrt((ys - cy) ** 2 + (xs - cx) ** 2)
+    alpha = np.clip((r - d) / soft, 0, 1)[..., None]
+    img[:] = img * (1 - alpha) + np.asarray(color, np.float32) * alpha
+
+
+def make_scene(rng: np.random.Generator, night: bool, size: int = DEMO_SIZE) -> np.ndarray:
+    """A landscape: sky, sun or moon, rolling hills, houses; daylight or night colours."""
+    ys, xs = _grid(size)
+    if night:
+        top, bottom = np.array([0.02, 0.03, 0.12]), np.array([0.10, 0.12, 0.30])
+    else:
+        top, bottom = np.array([0.25, 0.55, 0.95]), np.array([0.70, 0.85, 1.00])
+    img = top + (bottom - top) * ys[..., None]
+    img = img.astype(np.float32)
+    if night:
+        for _ in range(rng.integers(8, 20)):
+            y, x = rng.integers(0, size // 2), rng.integers(0, size)
+            img[y, x] = 0.9
+        _disk(img, rng.uniform(0.1, 0.3), rng.uniform(0.15, 0.85), 0.08, (0.95, 0.95, 0.85))
+    else:
+        _disk(img, rng.uniform(0.1, 0.3), rng.uniform(0.15, 0.85), 0.10, (1.0, 0.85, 0.2))
+    horizon = rng.uniform(0.55, 0.7)
+    phase, freq, amp = rng.uniform(0, 6.28), rng.uniform(4, 9), rng.uniform(0.03, 0.08)
+    ground = ys > horizon + amp * np.sin(freq * xs + phase)
+    grass = np.array([0.05, 0.12, 0.08] if night else [0.25, 0.65, 0.2], np.float32)
+    img[ground] = grass * (0.85 + 0.15 * rng.random())
+    for _ in range(rng.integers(1, 4)):
+        x0, w = rng.uniform(0.05, 0.8), rng.uniform(0.08, 0.15)
+        y0, h = horizon - rng.uniform(0.0, 0.1), rng.uniform(0.08, 0.14)
+        box = (xs > x0) & (xs < x0 + w) & (ys > y0) & (ys < y0 + h)
+        wall = (0.15, 0.12, 0.12) if night else (0.85, 0.75, 0.6)
+        img[box] = wall
+        win = box & (np.abs(xs - (x0 + w / 2)) < w / 6) & (np.abs(ys - (y0 + h / 2)) < h / 6)
+        img[win] = (1.0, 0.85, 0.3) if night else (0.3, 0.4, 0.5)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def make_blob_image(rng: np.random.Generator, size: int = DEMO_SIZE) -> np.ndarray:
+    """A coloured disk on a soft two-colour gradient: simple for a GAN, easy to judge."""
+    ys, _ = _grid(size)
+    a, b = rng.uniform(0.0, 0.4, 3), rng.uniform(0.0, 0.4, 3)
+    img = (a + (b - a) * ys[..., None]).astype(np.float32)
+    _disk(img, rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0.15, 0.3),
+          rng.uniform(0.5, 1.0, 3))
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+DEMO_DOMAINS = ("day", "night")
+
+
+def open_demo(path: Path | None, request: DataRequest) -> list[ImageList]:
+    """Synthetic data made on the fly: disks (generation) or day/night scenes (translation)."""
+    offset = 0 if request.split == "train" else 10_000
+    if request.kind == "generation":
+        rng = np.random.default_rng(1234 + offset)
+        items = [make_blob_image(rng) for _ in range(DEMO_COUNT)]
+        return [ImageList("disks", items, description="demo: synthetic coloured disks")]
+    out = []
+    for word in request.domains or DEMO_DOMAINS:
+        if word not in DEMO_DOMAINS:
+            raise GantoolError(f"the demo set has domains day and night, not '{word}'")
+        night = word == "night"
+        rng = np.random.default_rng(99 + night + offset)
+        items = [make_scene(rng, night) for _ in range(DEMO_COUNT)]
+        out.append(ImageList(word, items, description=f"demo: synthetic {word} scenes"))
+    return out
+
+
+DIGIT_PIXELS = 32
+
+
+def digit_images(label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's real handwritten digits, white on black, upscaled to 32x32 RGB."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise GantoolError("the digits set needs scikit-learn: pip install scikit-learn") from None
+    import cv2
+
+    digits = load_digits()
+    keep = np.ones(len(digits.target), bool) if label is None else digits.target == label
+    images = []
+    for img in digits.images[keep]:
+        img8 = (img / 16.0 * 255).astype(np.uint8)
+        big = cv2.resize(img8, (DIGIT_PIXELS, DIGIT_PIXELS), interpolation=cv2.INTER_CUBIC)
+        images.append(np.repeat(big[..., None], 3, axis=2))
+    return np.stack(images), digits.target[keep]
+
+
+def _digit_word(word: str) -> int:
+    if word.isdigit() and len(word) == 1:
+        return int(word)
+    raise GantoolError(f"digits domains are the digits 0-9, not '{word}'")
+
+
+def open_digits(path: Path | None, request: DataRequest) -> list[ImageList]:
+    """Real handwritten digits (1797 of them); domains are digit words (``6`` and ``9``)."""
+    # A fixed split: every fifth image of a digit is held out for the test split.
+    def split(images: np.ndarray) -> list[np.ndarray]:
+        index = np.arange(len(images))
+        keep = index % 5 != 0 if request.split == "train" else index % 5 == 0
+        return list(images[keep])
+
+    if request.kind == "generation" and not request.domains:
+        images, _ = digit_images()
+        return [ImageList("digits", split(images), description="digits 0-9")]
+    words = request.domains or ("6", "9")
+    out = []
+    for word in words:
+        images, _ = digit_images(_digit_word(word))
+        out.append(ImageList(word, split(images), description=f"digit {word}"))
+    return out

@@ -1,0 +1,101 @@
+"""Folder layouts for ``--data``: CycleGAN (trainA/trainB), one folder per domain, or plain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import GantoolError
+from ..specs import DataRequest
+from . import ImageList
+from .images import is_image_path, scan_images
+
+_CYCLEGAN_DIRS = ("trainA", "trainB")
+
+
+def _image_list(name: str, folder: Path) -> ImageList:
+    scan = scan_images(folder)
+    if not scan.paths:
+        extra = f" ({scan.describe_skipped()})" if scan.skipped else ""
+        raise GantoolError(f"domain '{name}' has no readable images in {folder}{extra}")
+    notes = [f"{folder}: {scan.describe_skipped()}"] if scan.skipped else []
+    return ImageList(name, scan.paths, description=str(folder), notes=notes)
+
+
+def detect_cyclegan(path: Path) -> bool:
+    return all((path / d).is_dir() for d in _CYCLEGAN_DIRS)
+
+
+def open_cyclegan(path: Path | None, request: DataRequest) -> list[ImageList]:
+    """``trainA/ trainB/ [testA/ testB/]``; domain words name the two sides (default A, B)."""
+    assert path is not None
+    if request.kind == "generation":
+        folders = [path / f"{request.split}A", path / f"{request.split}B"]
+        lists = [_image_list(f.name, f) for f in folders if f.is_dir()]
+        return [_merge(path.name, lists)]
+    names = request.domains or ("A", "B")
+    out = []
+    for side, name in zip("AB", names, strict=True):
+        folder = path / f"{request.split}{side}"
+        if not folder.is_dir():
+            folder = path / f"train{side}"
+        out.append(_image_list(name, folder))
+    return out
+
+
+def _subfolders(path: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+
+
+def detect_domain_folders(path: Path) -> bool:
+    subs = _subfolders(path)
+    return len(subs) >= 2 and not any(is_image_path(p) for p in path.iterdir() if p.is_file())
+
+
+def open_domain_folders(path: Path | None, request: DataRequest) -> list[ImageList]:
+    """One subfolder per domain, named like the domain (``male/``, ``female/``)."""
+    assert path is not None
+    subs = _subfolders(path)
+    if request.kind == "generation":
+        if request.domains:
+            return [_image_list(request.domains[0], _pick(subs, request.domains[0], path))]
+        return [_merge(path.name, [_image_list(n, p) for n, p in subs.items()])]
+    names = request.domains or tuple(subs)[:2]
+    if len(subs) < 2:
+        raise GantoolError(_LAYOUT_HELP.format(path=path))
+    return [_image_list(n, _pick(subs, n, path)) for n in names]
+
+
+def _pick(subs: dict[str, Path], name: str, root: Path) -> Path:
+    if name in subs:
+        return subs[name]
+    lowered = {k.lower(): v for k, v in subs.items()}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    raise GantoolError(
+        f"no folder for domain '{name}' in {root}; domain folders: {', '.join(subs) or 'none'}"
+    )
+
+
+def _merge(name: str, lists: list[ImageList]) -> ImageList:
+    items = [item for lst in lists for item in lst.items]
+    notes = [n for lst in lists for n in lst.notes]
+    return ImageList(name, items, description=name, notes=notes)
+
+
+def detect_image_folder(path: Path) -> bool:
+    return path.is_dir()
+
+
+def open_image_folder(path: Path | None, request: DataRequest) -> list[ImageList]:
+    """Any folder of images (searched recursively): one domain, for generation models."""
+    assert path is not None
+    if request.kind == "translation":
+        raise GantoolError(_LAYOUT_HELP.format(path=path))
+    return [_image_list(path.name, path)]
+
+
+_LAYOUT_HELP = (
+    "{path} does not hold two domains; translation needs trainA/ and trainB/ folders, "
+    "one folder per domain (e.g. male/ and female/), or a CelebA root "
+    "(img_align_celeba/ and list_attr_celeba.txt)"
+)

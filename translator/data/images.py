@@ -1,0 +1,116 @@
+"""Reading images robustly: any common format and mode in, RGB uint8 out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm"}
+)
+
+# Decompression-bomb guard: larger images are refused with a clear reason.
+MAX_PIXELS = 16384 * 16384
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded; the message says why."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode ``path`` to an ``[H, W, 3]`` RGB uint8 array.
+
+    EXIF orientation is applied; grayscale, palette, CMYK, RGBA (composited on white) and
+    16-bit images are converted. Raises :class:`ImageReadError` with a short reason.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageReadError("empty file")
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageReadError(f"too large ({img.width}x{img.height})")
+            img.load()
+            return pil_to_rgb(ImageOps.exif_transpose(img))
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError("no such file") from None
+    except UnidentifiedImageError:
+        raise ImageReadError("not an image") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(f"corrupt or truncated ({exc})") from None
+
+
+def pil_to_rgb(img) -> np.ndarray:
+    """Any PIL image mode to an ``[H, W, 3]`` RGB uint8 array."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(arr[..., None], 3, axis=2)
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        arr = (arr - arr.min()) / max(float(np.ptp(arr)), 1e-12) * 255.0
+        return np.repeat(arr.astype(np.uint8)[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+@dataclass
+class ScanResult:
+    """Image files found in a folder, and those skipped with their reasons."""
+
+    paths: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def describe_skipped(self, limit: int = 3) -> str:
+        if not self.skipped:
+            return ""
+        shown = ", ".join(f"{p.name} ({why})" for p, why in self.skipped[:limit])
+        more = f" and {len(self.skipped) - limit} more" if len(self.skipped) > limit else ""
+        return f"skipped {len(self.skipped)} unreadable file(s): {shown}{more}"
+
+
+def check_image_header(path: Path) -> str | None:
+    """A cheap validity check (reads the header only): ``None`` if fine, else the reason."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        with Image.open(path) as img:
+            img.size  # noqa: B018 - touching size parses the header
+        return None
+    except UnidentifiedImageError:
+        return "not an image"
+    except OSError as exc:
+        return f"unreadable ({exc})"
+
+
+def scan_images(root: Path, recursive: bool = True, verify: bool = True) -> ScanResult:
+    """Image files under ``root`` in sorted order; with ``verify``, header-checked."""
+    result = ScanResult()
+    candidates: Iterable[Path] = root.rglob("*") if recursive else root.iterdir()
+    for path in sorted(p for p in candidates if p.is_file() and is_image_path(p)):
+        reason = check_image_header(path) if verify else None
+        if reason is None:
+            result.paths.append(path)
+        else:
+            result.skipped.append((path, reason))
+    return result

@@ -1,0 +1,141 @@
+"""From image lists to training batches: resize, augment, and a step-indexed batch source.
+
+The batch of step ``s`` is a pure function of (seed, s, rank): which images, and how they
+are cropped and flipped. Resuming at step ``s`` therefore reproduces the data order of an
+uninterrupted run exactly, with any number of loader workers, and ranks never overlap.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+
+from . import ImageList
+from .images import ImageReadError
+
+CROP_SCALE = 286 / 256  # the reference CycleGAN loads at 286 px and crops 256
+
+
+def resize_square(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize the short side to ``size`` and centre-crop a square."""
+    h, w = img.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    img = cv2.resize(img, (nw, nh), interpolation=interp) if (nh, nw) != (h, w) else img
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return img[top:top + size, left:left + size]
+
+
+def prepare(
+    img: np.ndarray,
+    size: int,
+    augment: Literal["resize", "crop-flip"],
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """An RGB uint8 image to a square ``size`` image, augmented as the model asks."""
+    if augment == "resize" or rng is None:
+        return resize_square(img, size)
+    load = round(size * CROP_SCALE)
+    big = resize_square(img, load)
+    y, x = rng.integers(0, load - size + 1, size=2)
+    out = big[y:y + size, x:x + size]
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    return out
+
+
+def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    """``[H, W, 3]`` uint8 arrays to a ``[N, 3, H, W]`` float tensor in [-1, 1]."""
+    batch = torch.from_numpy(np.ascontiguousarray(np.stack(images))).permute(0, 3, 1, 2)
+    return batch.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(batch: torch.Tensor) -> np.ndarray:
+    """``[N, 3, H, W]`` in [-1, 1] to ``[N, H, W, 3]`` uint8."""
+    arr = ((batch.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return arr.permute(0, 2, 3, 1).cpu().numpy()
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Map-style dataset whose item ``s`` is the whole batch for training step ``s``."""
+
+    def __init__(
+        self,
+        domains: dict[str, ImageList],
+        batch_size: int,
+        size: int,
+        augment: Literal["resize", "crop-flip"],
+        seed: int,
+        total_steps: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.domains = domains
+        self.batch_size = batch_size
+        self.size = size
+        self.augment = augment
+        self.seed = seed
+        self.total_steps = total_steps
+        self.rank = rank
+        self.world_size = world_size
+        self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
+        self._warned: set[str] = set()
+
+    def __len__(self) -> int:
+        return self.total_steps
+
+    def _permutation(self, domain_index: int, epoch: int, n: int) -> np.ndarray:
+        key = (domain_index, epoch)
+        if key not in self._perm_cache:
+            if len(self._perm_cache) > 8:
+                self._perm_cache.clear()
+            rng = np.random.default_rng([self.seed, domain_index, epoch])
+            self._perm_cache[key] = rng.permutation(n)
+        return self._perm_cache[key]
+
+    def indices(self, step: int, domain_index: int, n: int) -> list[int]:
+        """Which images of a domain of ``n`` images step ``step`` uses on this rank."""
+        first = (step * self.world_size + self.rank) * self.batch_size
+        out = []
+        for counter in range(first, first + self.batch_size):
+            epoch, pos = divmod(counter, n)
+            out.append(int(self._permutation(domain_index, epoch, n)[pos]))
+        return out
+
+    def _load(self, images: ImageList, index: int) -> np.ndarray:
+        # A file that fails to decode is replaced by the next one, deterministically, so
+        # a truncated JPEG deep in a data set costs one warning, not the run.
+        for attempt in range(len(images)):
+            i = (index + attempt) % len(images)
+            try:
+                return images.load(i)
+            except ImageReadError as exc:
+                label = images.label(i)
+                if label not in self._warned:
+                    self._warned.add(label)
+                    print(f"warning: skipping {label}: {exc}", file=sys.stderr)
+        raise ImageReadError(f"no readable image in domain '{images.name}'")
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        batch = {}
+        for d, (key, images) in enumerate(self.domains.items()):
+            picked = []
+            for j, index in enumerate(self.indices(step, d, len(images))):
+                rng = np.random.default_rng([self.seed, step, self.rank, d, j, 7])
+                picked.append(prepare(self._load(images, index), self.size, self.augment, rng))
+            batch[key] = to_tensor(picked)
+        return batch
+
+
+def fixed_examples(domains: dict[str, ImageList], size: int, n: int = 8) -> dict[str, torch.Tensor]:
+    """The first ``n`` images of each domain, unaugmented: inputs for comparable grids."""
+    out = {}
+    for key, images in domains.items():
+        picked = [resize_square(images.load(i), size) for i in range(min(n, len(images)))]
+        out[key] = to_tensor(picked)
+    return out
