@@ -1,0 +1,135 @@
+"""Checkpoints: weights as safetensors, training state for ``torch.load(weights_only=True)``.
+
+Each checkpoint is a folder ``checkpoints/step-NNNNNNN/`` written under a temporary name
+and renamed into place, so a crash never leaves a half-written checkpoint behind; the
+``latest`` file names the newest one and is replaced atomically too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import GantoolError
+
+WEIGHTS = "weights.safetensors"
+STATE = "state.pt"
+LATEST = "latest"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def step_dir_name(step: int) -> str:
+    return f"step-{step:07d}"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    checkpoints: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any]
+) -> Path:
+    """Write one checkpoint atomically and point ``latest`` at it."""
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    final = checkpoints / step_dir_name(step)
+    tmp = checkpoints / f".{final.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
+    save_file(tensors, str(tmp / WEIGHTS), metadata={"step": str(step)})
+    torch.save(state, tmp / STATE)
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    write_text_atomic(checkpoints / LATEST, final.name + "\n")
+    return final
+
+
+def list_checkpoints(checkpoints: Path) -> dict[int, Path]:
+    """Step -> folder for every complete checkpoint."""
+    out = {}
+    if checkpoints.is_dir():
+        for p in checkpoints.iterdir():
+            m = _STEP_DIR.match(p.name)
+            if m and (p / WEIGHTS).is_file() and (p / STATE).is_file():
+                out[int(m.group(1))] = p
+    return dict(sorted(out.items()))
+
+
+def prune_checkpoints(checkpoints: Path, keep_last: int, history_every: int) -> None:
+    """Keep the newest ``keep_last`` plus every multiple of ``history_every``."""
+    steps = list(list_checkpoints(checkpoints))
+    recent = set(steps[-keep_last:]) if keep_last > 0 else set(steps[-1:])
+    for step in steps:
+        if step in recent or (history_every > 0 and step % history_every == 0):
+            continue
+        shutil.rmtree(checkpoints / step_dir_name(step), ignore_errors=True)
+
+
+def find_checkpoint(checkpoints: Path, step: int | None = None) -> Path:
+    """The checkpoint of ``step``, or the one ``latest`` names (else the newest)."""
+    available = list_checkpoints(checkpoints)
+    if not available:
+        raise GantoolError(f"no checkpoint in {checkpoints}")
+    if step is not None:
+        if step not in available:
+            known = ", ".join(str(s) for s in available)
+            raise GantoolError(f"no checkpoint at step {step} in {checkpoints}; steps: {known}")
+        return available[step]
+    latest = checkpoints / LATEST
+    if latest.is_file():
+        named = checkpoints / latest.read_text().strip()
+        if named.is_dir() and (named / WEIGHTS).is_file():
+            return named
+    return available[max(available)]
+
+
+def load_weights(folder: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(folder / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GantoolError(f"checkpoint {folder} is corrupt: {exc}") from None
+
+
+def load_state(folder: Path) -> dict[str, Any]:
+    """Training state, loaded without running any code from the file."""
+    try:
+        return torch.load(folder / STATE, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GantoolError(f"checkpoint {folder} is corrupt or unsafe: {first}") from None
+
+
+def load_into(module: torch.nn.Module, weights: dict[str, torch.Tensor], where: Path) -> None:
+    """Load weights, turning shape or key mismatches into one clear error."""
+    try:
+        module.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise GantoolError(
+            f"checkpoint {where} does not fit this model (other options or model?): {detail}"
+        ) from None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GantoolError(f"{path} not found") from None
+    except json.JSONDecodeError as exc:
+        raise GantoolError(f"{path} is not valid JSON: {exc}") from None

@@ -1,0 +1,121 @@
+"""Training configuration, and model config dataclasses turned into CLI flags and back."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import GantoolError
+
+
+@dataclass
+class TrainConfig:
+    """What every model's training shares; the fields are ``gantool train`` flags."""
+
+    model: str = ""
+    data: str = field(default="demo", metadata={
+        "help": "a folder (CelebA root, trainA/trainB, one folder per domain, images) or a "
+                "built-in set: demo, digits"})
+    domain_a: str | None = field(default=None, metadata={
+        "help": "first domain (translation) or a filter (generation), e.g. male, 6, attr:Smiling"})
+    domain_b: str | None = field(default=None, metadata={"help": "second domain, e.g. female"})
+    size: int = field(default=64, metadata={"help": "training resolution in pixels"})
+    steps: int | None = field(default=None, metadata={"help": "training steps (batches)"})
+    epochs: float | None = field(default=None, metadata={
+        "help": "train for this many passes over the larger domain instead of --steps"})
+    batch_size: int = field(default=16, metadata={"help": "images per step per process"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
+    precision: str = field(default="auto", metadata={
+        "help": "auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",
+        "choices": ["auto", "fp32", "bf16", "fp16"]})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the networks"})
+    seed: int = field(default=0, metadata={"help": "random seed (data order, init, noise)"})
+    out: str | None = field(default=None, metadata={
+        "help": "run folder (default runs/MODEL-TIMESTAMP)"})
+    workers: int = field(default=-1, metadata={
+        "help": "data loader processes (-1: automatic)"})
+    log_every: int = field(default=10, metadata={"help": "steps between loss log rows"})
+    sample_every: int = field(default=200, metadata={"help": "steps between sample grids"})
+    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
+    keep_last: int = field(default=3, metadata={"help": "recent checkpoints to keep"})
+    history_every: int = field(default=5000, metadata={
+        "help": "also keep every checkpoint at a multiple of this step (0: none)"})
+
+    DEFAULT_STEPS: typing.ClassVar[int] = 1000
+
+
+# -- dataclass <-> flags ------------------------------------------------------------------
+def _base_type(tp: Any) -> Any:
+    """``int | None`` -> int, ``Literal["a", "b"]`` -> the literal's args."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return tp
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if args and (origin is typing.Union or str(origin) == "<class 'types.UnionType'>"):
+        return _base_type(args[0])
+    return tp
+
+
+def field_types(config_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: _base_type(hints[f.name]) for f in dataclasses.fields(config_cls)}
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def click_options(config_cls: type, skip: set[str] = frozenset()) -> list:
+    """One click option per dataclass field, default and help taken from the field."""
+    import click
+
+    options = []
+    types = field_types(config_cls)
+    for f in dataclasses.fields(config_cls):
+        if f.name in skip or not f.init:
+            continue
+        tp = types[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        help_text = f.metadata.get("help", "")
+        choices = f.metadata.get("choices")
+        if typing.get_origin(tp) is Literal:
+            choices = [str(a) for a in typing.get_args(tp)]
+            tp = str
+        if tp is bool:
+            flag = flag_name(f.name)
+            neg = "--no-" + f.name.replace("_", "-")
+            options.append(click.Option([f"{flag}/{neg}"], default=default, help=help_text,
+                                        show_default=True))
+            continue
+        click_type = click.Choice(choices) if choices else {int: int, float: float}.get(tp, str)
+        options.append(click.Option([flag_name(f.name), f.name], type=click_type,
+                                    default=default, help=help_text, show_default=True))
+    return options
+
+
+def config_from_dict(config_cls: type, values: dict[str, Any], strict: bool = True) -> Any:
+    """Build a config dataclass, checking field names and coercing numbers."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = set(values) - names
+    if unknown and strict:
+        raise GantoolError(
+            f"unknown option(s) for {config_cls.__name__}: {', '.join(sorted(unknown))}"
+        )
+    types = field_types(config_cls)
+    clean = {}
+    for key, value in values.items():
+        if key not in names:
+            continue
+        tp = types[key]
+        if value is not None and tp in (int, float) and not isinstance(value, bool):
+            value = tp(value)
+        clean[key] = value
+    return config_cls(**clean)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,69 @@
+"""Pictures people look at: sample grids and the loss plot."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def make_grid(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
+    """``[N, H, W, 3]`` uint8 images to one grid image with ``nrow`` images per row."""
+    n, h, w, c = images.shape
+    rows = math.ceil(n / nrow)
+    grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, np.uint8)
+    for i, img in enumerate(images):
+        r, col = divmod(i, nrow)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
+        grid[y:y + h, x:x + w] = img
+    return grid
+
+
+def save_image(array: np.ndarray, path: Path) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    Image.fromarray(array).save(tmp)
+    tmp.replace(path)
+    return path
+
+
+def save_grid(images: np.ndarray, nrow: int, path: Path, min_cell: int = 64) -> Path:
+    """Save a grid; small images are enlarged (nearest) so a 32 px grid stays readable."""
+    scale = max(1, math.ceil(min_cell / images.shape[1]))
+    if scale > 1:
+        images = images.repeat(scale, axis=1).repeat(scale, axis=2)
+    return save_image(make_grid(images, nrow), path)
+
+
+def plot_losses(csv_path: Path, png_path: Path) -> Path | None:
+    """Plot every loss column of a losses CSV against the step; None if nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return None
+    steps = [int(r["step"]) for r in rows]
+    names = [k for k in rows[0] if k != "step"]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for name in names:
+        values = [float(r[name]) if r[name] not in ("", None) else np.nan for r in rows]
+        ax.plot(steps, values, label=name, linewidth=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8, ncol=2)
+    fig.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png_path.with_name(f".{png_path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(png_path)
+    return png_path
