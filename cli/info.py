@@ -1,0 +1,42 @@
+"""``gantool plugins`` and ``gantool models``."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("plugins")
+def plugins_command() -> None:
+    """List installed plugins, what each registered, and why any is broken."""
+    from translator.registry import get_registry
+
+    registry = get_registry()
+    for info in sorted(registry.pm.info.values(), key=lambda i: i.name):
+        version = f" {info.version}" if info.version else ""
+        status = click.style("BROKEN", fg="red") if info.broken else click.style("ok", fg="green")
+        click.echo(f"{info.name}{version} ({info.module}) [{status}]")
+        if info.broken:
+            click.echo(f"    error: {info.error}")
+        if info.registered:
+            click.echo(f"    registers: {', '.join(info.registered)}")
+        if info.hooks:
+            click.echo(f"    hooks: {', '.join(info.hooks)}")
+
+
+@click.command("models")
+@click.option("--details", is_flag=True, help="Also build each model to count parameters.")
+def models_command(details: bool) -> None:
+    """List trainable models with one-line descriptions."""
+    from translator.registry import list_models
+
+    specs = list_models()
+    width = max((len(s.name) for s in specs), default=0)
+    for spec in specs:
+        click.echo(f"{spec.name:<{width}}  {spec.kind:<11}  {spec.description}  [{spec.plugin}]")
+        if details and spec.summary is not None:
+            click.echo(f"{'':<{width}}  {spec.summary(spec.config())}")
+
+
+def add_commands(cli: click.Group) -> None:
+    cli.add_command(plugins_command)
+    cli.add_command(models_command)
