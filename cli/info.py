@@ -24,16 +24,16 @@ def plugins_command() -> None:
 
 
 @click.command("models")
-@click.option("--details", is_flag=True, help="Also build each model to count parameters.")
-def models_command(details: bool) -> None:
-    """List trainable models with one-line descriptions."""
+@click.argument("pattern", default="*")
+def models_command(pattern: str) -> None:
+    """List trainable models (matching a glob PATTERN) with their sizes."""
     from translator.registry import list_models
 
-    specs = list_models()
+    specs = list_models(pattern)
     width = max((len(s.name) for s in specs), default=0)
     for spec in specs:
         click.echo(f"{spec.name:<{width}}  {spec.kind:<11}  {spec.description}  [{spec.plugin}]")
-        if details and spec.summary is not None:
+        if spec.summary is not None:
             click.echo(f"{'':<{width}}  {spec.summary(spec.config())}")
 
 

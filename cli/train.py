@@ -50,15 +50,17 @@ def _make_model_command(spec) -> click.Command:
                         if f.name in values}
         model_cfg = config_from_dict(spec.config, model_values)
         parent = click.get_current_context().parent
-        resume = (parent.obj or {}).get("resume") if parent is not None else None
+        resume = values.get("resume") or ((parent.obj or {}).get("resume") if parent else None)
         if resume is not None:
             # `gantool train MODEL --resume RUN`: the run's own config wins; MODEL must match.
             _report(train(TrainConfig(model=spec.name), resume=resume))
             return
         _report(train(train_cfg, model_cfg))
 
+    resume = click.Option(["--resume"], type=click.Path(path_type=Path), default=None,
+                          help="Continue this run folder (it must be a run of this model).")
     return click.Command(
-        spec.name, callback=callback, params=_train_options(spec),
+        spec.name, callback=callback, params=[*_train_options(spec), resume],
         help=f"{spec.description}\n\nKind: {spec.kind}. Plugin: {spec.plugin}.",
         short_help=spec.description,
     )

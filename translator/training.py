@@ -262,6 +262,9 @@ def train(
         batches, batch_size=None, sampler=range(start, total), num_workers=workers,
         pin_memory=device.type == "cuda", persistent_workers=False,
         prefetch_factor=4 if workers else None,
+        # Its own generator: otherwise creating the iterator draws from the global RNG,
+        # which would shift the model's noise on resume.
+        generator=torch.Generator().manual_seed(train_cfg.seed),
     )
 
     def checkpoint(step_done: int) -> None:

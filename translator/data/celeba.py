@@ -97,11 +97,11 @@ def open_celeba(path: Path | None, request: DataRequest) -> list[ImageList]:
     partition = read_partition(path)
     present = set(os.listdir(path / IMAGE_DIR))
     missing = [name for name in rows if name not in present]
-    names = [name for name in sorted(rows) if name in present]
+    all_names = [name for name in sorted(rows) if name in present]
+    names = all_names
     if partition is not None:
         wanted = {0} if request.split == "train" else {1, 2}
-        split_names = [n for n in names if partition.get(n, 0) in wanted]
-        names = split_names or names
+        names = [n for n in all_names if partition.get(n, 0) in wanted] or all_names
     notes = [f"{len(missing)} file(s) listed in {ATTR_FILE} are missing"] if missing else []
     words = request.domains or ()
     if not words:
@@ -112,6 +112,9 @@ def open_celeba(path: Path | None, request: DataRequest) -> list[ImageList]:
         column, value = parse_domain(word, columns)
         index = columns.index(column)
         chosen = [path / IMAGE_DIR / n for n in names if rows[n][index] == value]
+        if not chosen and request.split == "test":
+            # Test images only feed sample grids; fall back to the training images.
+            chosen = [path / IMAGE_DIR / n for n in all_names if rows[n][index] == value]
         if not chosen:
             raise GantoolError(f"domain '{word}' ({column}={value:+d}) has no images in {path}")
         desc = f"CelebA {column}={value:+d}"

@@ -44,7 +44,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError("no such file") from None
     except UnidentifiedImageError:
         raise ImageReadError("not an image") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"too large ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"corrupt or truncated ({exc})") from None
 
 
@@ -99,6 +101,8 @@ def check_image_header(path: Path) -> str | None:
         return None
     except UnidentifiedImageError:
         return "not an image"
+    except Image.DecompressionBombError:
+        return "too large"
     except OSError as exc:
         return f"unreadable ({exc})"
 

@@ -1,0 +1,5 @@
+"""``python -m translator.cli``: the same as the ``gantool`` command."""
+
+from . import main
+
+main()

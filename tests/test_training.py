@@ -1,0 +1,182 @@
+"""The shared loop: run folder contents, exact resume after kill -9, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from translator.checkpoint import find_checkpoint, list_checkpoints
+
+SMALL = ["--size", "32", "--batch-size", "8", "--ngf", "8", "--ndf", "8", "--log-every", "5"]
+
+
+def gantool(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "translator.cli", *map(str, args)], capture_output=True, text=True, **kwargs
+    )
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(find_checkpoint(run / "checkpoints") / "weights.safetensors"))
+
+
+def test_train_writes_the_run_folder(run_cli, tmp_path):
+    run = tmp_path / "run"
+    result = run_cli(
+        "train",
+        "wgan-gp",
+        "--data",
+        "demo",
+        "--steps",
+        "12",
+        *SMALL,
+        "--out",
+        run,
+        "--sample-every",
+        "6",
+        "--checkpoint-every",
+        "4",
+        "--keep-last",
+        "2",
+        "--history-every",
+        "4",
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "wgan-gp" and config["plugin"] == "dcgan"
+    assert config["model_config"]["gp_weight"] == 10.0 and config["train"]["size"] == 32
+    assert config["data"]["images"]["images"] == 512 and config["gantool_version"]
+    # history_every=4 keeps 4 and 8 although keep_last=2 would drop them
+    assert sorted(list_checkpoints(run / "checkpoints")) == [4, 8, 12]
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step-0000012"
+    state = torch.load(run / "checkpoints" / "step-0000012" / "state.pt", weights_only=True)
+    assert state["step"] == 12 and set(state["optimizers"]) == {"G", "D"}
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000006.png", "step-0000012.png"]
+    lines = (run / "logs" / "losses.csv").read_text().splitlines()
+    assert lines[0].startswith("step,") and "gp" in lines[0] and len(lines) == 1 + 12 // 5 + 1
+    assert (run / "logs" / "losses.png").stat().st_size > 1000
+    assert not list(run.rglob("*.tmp*"))
+
+
+@pytest.mark.parametrize("model", ["wgan-gp", "dcgan"])
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, model):
+    steps = 30
+    common = [
+        "train",
+        model,
+        "--data",
+        "demo",
+        "--steps",
+        steps,
+        *SMALL,
+        "--workers",
+        "0",
+        "--checkpoint-every",
+        "5",
+        "--sample-every",
+        "1000",
+    ]
+    straight = tmp_path / "straight"
+    assert gantool(*common, "--out", straight).returncode == 0
+
+    interrupted = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "translator.cli", *map(str, common), "--out", str(interrupted)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (interrupted / "checkpoints" / "step-0000010").exists():
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = max(list_checkpoints(interrupted / "checkpoints"))
+    assert 10 <= done < steps, "the run should have been killed part-way"
+
+    result = gantool("train", "--resume", interrupted)
+    assert result.returncode == 0, result.stderr
+    a, b = final_weights(straight), final_weights(interrupted)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    log = (interrupted / "logs" / "losses.csv").read_text().splitlines()
+    assert [int(r.split(",")[0]) for r in log[1:]] == list(range(5, steps + 1, 5))
+
+
+def _small_run(run_cli, tmp_path: Path, model: str = "dcgan") -> Path:
+    run = tmp_path / model
+    result = run_cli("train", model, "--data", "demo", "--steps", "2", *SMALL, "--out", run)
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_resume_with_another_model_is_refused(run_cli, tmp_path):
+    run = _small_run(run_cli, tmp_path)
+    result = run_cli("train", "wgan", "--resume", run)
+    assert result.exit_code == 1
+    assert f"{run} is a run of model 'dcgan', not 'wgan'" in result.output
+
+
+def test_resume_of_a_finished_run_asks_for_more_steps(run_cli, tmp_path):
+    run = _small_run(run_cli, tmp_path)
+    result = run_cli("train", "--resume", run)
+    assert result.exit_code == 1 and "pass --steps N" in result.output
+    assert run_cli("train", "--resume", run, "--steps", "3").exit_code == 0
+    assert max(list_checkpoints(run / "checkpoints")) == 3
+
+
+def test_corrupt_checkpoint_is_one_clear_line(run_cli, tmp_path):
+    run = _small_run(run_cli, tmp_path)
+    ckpt = find_checkpoint(run / "checkpoints")
+    (ckpt / "state.pt").write_bytes(b"garbage" * 10)
+    result = run_cli("train", "--resume", run, "--steps", "4")
+    assert result.exit_code == 1 and "is corrupt" in result.output
+    (ckpt / "weights.safetensors").write_bytes(b"\x00" * 40)
+    result = run_cli("sample", run, "-o", tmp_path / "g.png")
+    assert result.exit_code == 1 and "is corrupt" in result.output
+
+
+def test_sample_command_writes_a_grid(run_cli, tmp_path):
+    from PIL import Image
+
+    run = _small_run(run_cli, tmp_path)
+    result = run_cli("sample", run, "-n", "16", "-o", tmp_path / "grid.png")
+    assert result.exit_code == 0, result.output
+    # 16 images of 32 px, enlarged to 64 px cells, 4 per row with 2 px padding.
+    assert Image.open(tmp_path / "grid.png").size == (4 * 66 + 2, 4 * 66 + 2)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "/no/such/folder"], "no such folder or built-in set"),
+        (["--data", "demo", "--steps", "0"], "--steps must be at least 1"),
+        (["--data", "demo", "--device", "cuda:7"], "cuda"),
+        (["--data", "demo", "--size", "48"], "not 48"),
+    ],
+)
+def test_bad_training_input_is_one_line(run_cli, tmp_path, args, message):
+    result = run_cli("train", "dcgan", *args, "--out", tmp_path / "r")
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_folder_without_images_is_clear(run_cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no images here")
+    result = run_cli("train", "dcgan", "--data", tmp_path / "empty", "--out", tmp_path / "r")
+    assert result.exit_code == 1 and "no readable images" in result.output
+
+
+def test_missing_data_option_has_a_default_and_resume_of_nothing_is_clear(run_cli, tmp_path):
+    result = run_cli("train", "--resume", tmp_path / "nothing")
+    assert result.exit_code == 1 and "not a run folder" in result.output
