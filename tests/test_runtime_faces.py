@@ -1,0 +1,168 @@
+"""Face-aware mode on scikit-image's astronaut photograph."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from runtime_helpers import astronaut, make_invert_model
+from skimage import data
+
+from translator.errors import GantoolError
+from translator.runtime.faces import (
+    BoxSmoother,
+    HaarDetector,
+    YuNetDetector,
+    color_match,
+    create_detector,
+    face_crop_box,
+    feather_mask,
+)
+from translator.runtime.pipeline import FaceOptions, FramePipeline, detect_rgb
+from translator.runtime.session import ModelSession
+
+FACE = (177, 66, 95, 95)  # where the frontal Haar cascade finds the astronaut's face
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    return ModelSession(make_invert_model(tmp_path_factory.mktemp("m") / "i.onnx"), "cpu")
+
+
+@pytest.fixture(scope="module")
+def haar():
+    return HaarDetector()
+
+
+def test_haar_finds_the_astronaut(haar):
+    boxes = detect_rgb(haar, astronaut())
+    assert len(boxes) == 1
+    x, y, w, h = boxes[0]
+    assert abs(x - FACE[0]) <= 6 and abs(y - FACE[1]) <= 6 and abs(w - FACE[2]) <= 8
+
+
+def test_haar_finds_no_face_in_coffee(haar):
+    assert detect_rgb(haar, data.coffee()) == []
+
+
+@pytest.mark.parametrize("blend", ["feather", "poisson"])
+def test_only_the_face_changes(session, haar, blend):
+    img = astronaut()
+    pipe = FramePipeline(session, FaceOptions(haar, blend=blend, margin=0.4))
+    out = pipe.process([img])[0]
+    assert pipe.last_face_counts == [1]
+    assert out.shape == img.shape
+    x, y, w, h = FACE
+    x0, y0, x1, y1 = face_crop_box(FACE, 0.4, img.shape)
+    outside = np.ones(img.shape[:2], bool)
+    outside[max(0, y0 - 8) : y1 + 8, max(0, x0 - 8) : x1 + 8] = False
+    np.testing.assert_array_equal(out[outside], img[outside])
+    # The face itself (its centre half) is strongly changed by the inverting model.
+    cy, cx = y + h // 2, x + w // 2
+    centre = (slice(cy - h // 4, cy + h // 4), slice(cx - w // 4, cx + w // 4))
+    assert np.abs(out[centre].astype(int) - img[centre]).mean() > 60
+
+
+def test_photo_without_face_is_unchanged(session, haar):
+    img = data.coffee()
+    pipe = FramePipeline(session, FaceOptions(haar))
+    np.testing.assert_array_equal(pipe.process([img])[0], img)
+    assert pipe.last_face_counts == [0]
+
+
+def test_poisson_blend_with_face_at_the_border(session, haar):
+    # Crop so the face's margin box runs off the top-left corner: seamlessClone would
+    # assert if its mask touched the border; the guard must keep it working.
+    img = np.ascontiguousarray(astronaut()[60:, 170:])
+    pipe = FramePipeline(session, FaceOptions(haar, blend="poisson", margin=0.6))
+    out = pipe.process([img])[0]
+    assert pipe.last_face_counts == [1]
+    assert out.shape == img.shape
+    assert np.abs(out[20:60, 20:60].astype(int) - img[20:60, 20:60]).mean() > 30
+    np.testing.assert_array_equal(out[-80:, -80:], img[-80:, -80:])
+
+
+def test_color_match_option_runs_and_keeps_outside(session, haar):
+    img = astronaut()
+    out = FramePipeline(session, FaceOptions(haar, color_match=True)).process([img])[0]
+    np.testing.assert_array_equal(out[400:], img[400:])
+    assert not np.array_equal(out, img)
+
+
+def test_feather_mask_shape_and_values():
+    m = feather_mask(40, 60, 0.2)
+    assert m.shape == (40, 60, 1)
+    assert m[20, 30, 0] == pytest.approx(1.0)
+    assert m[0, 0, 0] < 0.01 and m[20, 0, 0] < 0.1
+    row = m[20, :30, 0]
+    assert np.all(np.diff(row) >= 0)  # rises monotonically towards the centre
+
+
+def test_face_crop_box_is_clipped():
+    assert face_crop_box((10, 10, 50, 50), 0.5, (100, 100, 3)) == (0, 0, 85, 85)
+    x0, y0, x1, y1 = face_crop_box(FACE, 0.4, (512, 512, 3))
+    assert x0 < FACE[0] and y0 < FACE[1] and x1 > FACE[0] + FACE[2] and x1 - x0 == y1 - y0
+
+
+def test_color_match_moves_statistics():
+    import cv2
+
+    src = data.coffee()[:100, :100]
+    ref = data.chelsea()[:100, :100]
+    out = color_match(src, ref)
+    lab = lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(float)  # noqa: E731
+    before = np.abs(lab(src).mean(0) - lab(ref).mean(0)).max()
+    after = np.abs(lab(out).mean(0) - lab(ref).mean(0)).max()
+    assert after < 3 and after < before
+
+
+def test_box_smoother_steadies_jitter_and_holds_missed_frames():
+    rng = np.random.default_rng(0)
+    smoother = BoxSmoother(alpha=0.4, hold=2)
+    raw, smooth = [], []
+    for _ in range(40):
+        box = tuple(int(v) for v in np.array(FACE) + rng.integers(-6, 7, 4))
+        raw.append(box)
+        smooth.append(smoother.update([box])[0])
+    assert np.std(np.array(smooth)[10:, 0]) < 0.6 * np.std(np.array(raw)[10:, 0])
+    held = smoother.update([])  # one missed detection: the face stays
+    assert len(held) == 1
+    smoother.update([])
+    assert smoother.update([]) == []  # gone after `hold` misses
+    # A second face far away starts its own track instead of dragging the first.
+    two = smoother.update([FACE, (400, 300, 50, 50)])
+    assert (400, 300, 50, 50) in two
+
+
+def test_faces_plugin_registers_haar_and_yunet():
+    try:
+        module = importlib.import_module("translator.plugins.faces")
+    except ImportError:  # running from a checkout without the package installed
+        path = Path(__file__).parents[1] / "plugins" / "faces.py"
+        spec = importlib.util.spec_from_file_location("gantool_faces_plugin", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    specs = []
+    module.register_face_detectors(register=specs.append)
+    by_name = {s.name: s for s in specs}
+    assert set(by_name) == {"haar", "yunet"}
+    assert len(detect_rgb(by_name["haar"].create(), astronaut())) == 1
+    with pytest.raises(GantoolError, match="needs a model file"):
+        by_name["yunet"].create()
+
+
+def test_create_detector_by_name():
+    assert isinstance(create_detector("haar"), HaarDetector)
+    with pytest.raises(GantoolError, match="unknown face detector"):
+        create_detector("no-such-detector")
+
+
+def test_yunet_refuses_missing_and_wrong_files(tmp_path):
+    with pytest.raises(GantoolError, match="not found"):
+        YuNetDetector(tmp_path / "missing.onnx")
+    wrong = make_invert_model(tmp_path / "not-yunet.onnx")
+    with pytest.raises(GantoolError, match="YuNet"):
+        YuNetDetector(wrong)

@@ -1,0 +1,11 @@
+"""Running exported ONNX models on images, folders, video files and cameras.
+
+Submodules import onnxruntime and OpenCV only when used:
+
+- :mod:`.session`: provider choice and model metadata (``ModelSession``, ``ModelInfo``);
+- :mod:`.pipeline`: the one frame pipeline (``FramePipeline``);
+- :mod:`.faces`: face detectors, crop/blend/colour match, box smoothing;
+- :mod:`.sources`: video files, cameras, the newest-frame-wins capture thread;
+- :mod:`.apply`: ``apply()`` for files and folders; :mod:`.webcam`: ``run_webcam()``;
+- :mod:`.generate`: ``sample_grid()`` for generation models.
+"""

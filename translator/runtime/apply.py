@@ -1,0 +1,324 @@
+"""``gantool apply``: run a model over images, folders and video files.
+
+Bad files are skipped and reported with their reason; the run always finishes. Outputs
+never land on an input file or inside an input folder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from translator.data.images import ImageReadError, is_image_path, read_image
+from translator.errors import GantoolError
+
+from .pipeline import FaceOptions, FramePipeline
+from .session import Log, ModelSession, stderr_log
+from .sources import VideoReader, VideoWriter, is_video_path
+
+# Formats written as themselves; any other image input is written as PNG.
+WRITABLE_IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    dst: Path
+    kind: Literal["image", "video"]
+
+
+@dataclass
+class ApplyReport:
+    """What an apply run did; ``failed`` holds ``(path, reason)`` pairs."""
+
+    written: list[tuple[Path, Path]] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    #: Files inside input folders that are neither images nor videos.
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    #: Inputs (face mode) in which no face was found; written unchanged.
+    no_faces: list[Path] = field(default_factory=list)
+    provider: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        parts = [f"{len(self.written)} written"]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        if self.no_faces:
+            parts.append(f"{len(self.no_faces)} without a face")
+        return ", ".join(parts)
+
+
+def _tag(session: ModelSession) -> str:
+    return session.info.domain_to or "translated"
+
+
+def _image_dst(path: Path) -> Path:
+    ext = path.suffix.lower()
+    return path if ext in WRITABLE_IMAGE_EXTENSIONS else path.with_suffix(".png")
+
+
+def _folder_jobs(folder: Path, out_root: Path, report: ApplyReport) -> list[Job]:
+    jobs = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or any(p.startswith(".") for p in path.relative_to(folder).parts):
+            continue
+        rel = path.relative_to(folder)
+        if is_image_path(path):
+            jobs.append(Job(path, _image_dst(out_root / rel), "image"))
+        elif is_video_path(path):
+            jobs.append(Job(path, (out_root / rel).with_suffix(".mp4"), "video"))
+        else:
+            report.skipped.append((path, "not an image or video file"))
+    return jobs
+
+
+def _file_job(path: Path, dst: Path) -> Job:
+    if is_video_path(path):
+        return Job(path, dst, "video")
+    return Job(path, dst, "image")
+
+
+def plan_jobs(
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike | None,
+    tag: str,
+    report: ApplyReport,
+) -> list[Job]:
+    """Map inputs to output paths; raises :class:`GantoolError` for missing inputs and for
+    outputs that would land on an input file or inside an input folder."""
+    if not inputs:
+        raise GantoolError("no input given")
+    paths = [Path(p) for p in inputs]
+    for p in paths:
+        if not p.exists():
+            raise GantoolError(f"no such file or folder: {p}")
+    out = Path(output) if output is not None else None
+    if out is not None and out.is_file() and (len(paths) > 1 or paths[0].is_dir()):
+        raise GantoolError(f"output {out} is a file; give a folder for several inputs")
+    single_file_out = (
+        out is not None and len(paths) == 1 and paths[0].is_file() and out.suffix != "" and not out.is_dir()
+    )
+    jobs: list[Job] = []
+    for p in paths:
+        if p.is_dir():
+            if out is None:
+                root = p.parent / f"{p.name}_{tag}"
+            elif len(paths) == 1:
+                root = out
+            else:
+                root = out / p.name
+            _refuse_inside(root, p)
+            jobs.extend(_folder_jobs(p, root, report))
+        elif single_file_out:
+            assert out is not None
+            video_in, video_out = is_video_path(p), is_video_path(out)
+            if video_in != video_out or (not video_out and not is_image_path(out)):
+                want = "a video (.mp4, .avi)" if video_in else "an image (.png, .jpg, ...)"
+                raise GantoolError(f"output {out} must be {want} file for input {p.name}")
+            jobs.append(_file_job(p, out))
+        else:
+            folder = out or p.parent
+            if is_video_path(p):
+                name = f"{p.stem}_{tag}.mp4" if out is None else p.with_suffix(".mp4").name
+                jobs.append(Job(p, folder / name, "video"))
+            else:
+                name = f"{p.stem}_{tag}{p.suffix}" if out is None else p.name
+                jobs.append(Job(p, _image_dst(folder / name), "image"))
+    inputs_resolved = {j.src.resolve() for j in jobs} | {p.resolve() for p in paths}
+    folders = [p for p in paths if p.is_dir()]
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        dst = job.dst.resolve()
+        if dst in inputs_resolved:
+            raise GantoolError(f"refusing to overwrite input file {job.src}; choose another -o")
+        for folder in folders:
+            # A later run over the same folder would pick these outputs up as inputs.
+            _refuse_inside(dst.parent, folder)
+        if dst in seen:
+            raise GantoolError(
+                f"{seen[dst]} and {job.src} would both be written to {job.dst}; "
+                "give them separate runs or rename one"
+            )
+        seen[dst] = job.src
+    return jobs
+
+
+def _refuse_inside(out_root: Path, folder: Path) -> None:
+    out_r, in_r = out_root.resolve(), folder.resolve()
+    if out_r == in_r or in_r in out_r.parents:
+        raise GantoolError(f"refusing to write into the input folder {folder}; choose -o outside it")
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {}
+    if path.suffix.lower() in (".jpg", ".jpeg", ".webp"):
+        options["quality"] = 95
+    Image.fromarray(image).save(path, **options)
+
+
+def apply(
+    model: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike | None = None,
+    *,
+    provider: str = "auto",
+    size: int | None = None,
+    input_range: str | tuple[float, float] | None = None,
+    faces: bool = False,
+    detector: str = "haar",
+    detector_options: dict[str, Any] | None = None,
+    margin: float = 0.4,
+    blend: str = "feather",
+    color_match: bool = False,
+    side_by_side: bool = False,
+    batch_size: int = 4,
+    progress: bool = True,
+    log: Log = stderr_log,
+) -> ApplyReport:
+    """Translate every image and video under ``inputs``; see ``gantool apply --help``.
+
+    Raises :class:`GantoolError` for problems with the model or the paths as a whole; a
+    single bad file is recorded in the report's ``failed`` list instead.
+    """
+    report = ApplyReport()
+    for p in inputs:  # before loading the model, so a typo fails at once
+        if not Path(p).exists():
+            raise GantoolError(f"no such file or folder: {p}")
+    session = ModelSession(model, provider, size=size, input_range=input_range, log=log)
+    report.provider = session.provider
+    jobs = plan_jobs(inputs, output, _tag(session), report)
+    log(f"Model: {session.info.describe()}; provider: {session.provider}")
+    face_opts = None
+    if faces:
+        from .faces import create_detector
+
+        face_opts = FaceOptions(
+            create_detector(detector, **(detector_options or {})),
+            margin=margin,
+            blend=blend,
+            color_match=color_match,
+        )
+    pipe = FramePipeline(session, face_opts, side_by_side=side_by_side, batch_size=batch_size)
+    images = [j for j in jobs if j.kind == "image"]
+    videos = [j for j in jobs if j.kind == "video"]
+    _run_images(pipe, images, report, progress)
+    for job in videos:
+        _run_video(pipe, job, report, progress)
+    return report
+
+
+def _run_images(pipe: FramePipeline, jobs: list[Job], report: ApplyReport, progress: bool) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), unit="img", disable=not progress or not jobs, file=sys.stderr)
+    step = pipe.batch_size
+    for start in range(0, len(jobs), step):
+        loaded: list[tuple[Job, np.ndarray]] = []
+        for job in jobs[start : start + step]:
+            try:
+                loaded.append((job, read_image(job.src)))
+            except ImageReadError as exc:
+                report.failed.append((job.src, str(exc)))
+            except OSError as exc:
+                report.failed.append((job.src, f"unreadable ({exc.strerror or exc})"))
+        _translate_and_write(pipe, loaded, report)
+        bar.update(len(jobs[start : start + step]))
+    bar.close()
+
+
+def _translate_and_write(
+    pipe: FramePipeline, loaded: list[tuple[Job, np.ndarray]], report: ApplyReport
+) -> None:
+    if not loaded:
+        return
+    try:
+        results = pipe.process([img for _, img in loaded])
+    except Exception as exc:
+        if len(loaded) > 1:  # find the one image that broke the batch
+            for item in loaded:
+                _translate_and_write(pipe, [item], report)
+            return
+        report.failed.append((loaded[0][0].src, f"model failed: {_short(exc)}"))
+        return
+    if pipe.faces is not None:
+        for (job, _), count in zip(loaded, pipe.last_face_counts, strict=True):
+            if count == 0:
+                report.no_faces.append(job.src)
+    for (job, _), result in zip(loaded, results, strict=True):
+        try:
+            _write_image(job.dst, result)
+            report.written.append((job.src, job.dst))
+        except (OSError, ValueError) as exc:
+            report.failed.append((job.src, f"cannot write {job.dst}: {_short(exc)}"))
+
+
+def _run_video(pipe: FramePipeline, job: Job, report: ApplyReport, progress: bool) -> None:
+    from tqdm import tqdm
+
+    from .faces import BoxSmoother
+
+    try:
+        reader = VideoReader(job.src)
+    except GantoolError as exc:
+        report.failed.append((job.src, str(exc)))
+        return
+    writer = VideoWriter(job.dst, reader.props.fps)
+    pipe.reset()
+    if pipe.faces is not None:
+        pipe.faces.smoother = BoxSmoother()
+    bar = tqdm(
+        total=reader.props.frames or None,
+        unit="frame",
+        desc=job.src.name,
+        disable=not progress,
+        file=sys.stderr,
+    )
+    chunk: list[np.ndarray] = []
+    try:
+        for frame in reader:
+            chunk.append(frame)
+            if len(chunk) == pipe.batch_size:
+                for out in pipe.process(chunk):
+                    writer.write(out)
+                bar.update(len(chunk))
+                chunk = []
+        if chunk:
+            for out in pipe.process(chunk):
+                writer.write(out)
+            bar.update(len(chunk))
+    except GantoolError as exc:
+        report.failed.append((job.src, str(exc)))
+        return
+    except Exception as exc:
+        report.failed.append((job.src, f"failed at frame {writer.frames}: {_short(exc)}"))
+        return
+    finally:
+        bar.close()
+        reader.close()
+        writer.close()
+        if pipe.faces is not None:
+            pipe.faces.smoother = None
+    if writer.frames == 0:
+        report.failed.append((job.src, "no frames could be read"))
+        return
+    report.written.append((job.src, job.dst))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

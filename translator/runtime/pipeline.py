@@ -1,0 +1,184 @@
+"""The one frame pipeline every source goes through.
+
+frame (RGB uint8) -> optional face detection -> preprocess -> onnxruntime -> postprocess
+-> optional blend back -> (optionally side by side with the original) -> RGB uint8.
+Images, folders, video files and cameras all call :meth:`FramePipeline.process`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .session import ModelInfo, ModelSession
+
+# A frame whose long side would exceed this many times the processing size is scaled so
+# that it does not: a 100:1 panorama must not make a 25,600-pixel-wide tensor.
+_MAX_ASPECT = 4
+
+
+def processing_shape(height: int, width: int, info: ModelInfo) -> tuple[int, int]:
+    """The (height, width) a frame is resized to before the model.
+
+    Fixed-size models get their size; otherwise the short side becomes ``input_size`` (the
+    training resolution, where the model works best), the aspect ratio is kept, and both
+    sides are rounded to ``size_multiple``.
+    """
+    fixed = info.fixed_hw
+    if fixed is not None:
+        return fixed
+    size, mult = info.input_size, info.size_multiple
+    scale = min(size / min(height, width), _MAX_ASPECT * size / max(height, width))
+    return (
+        max(mult, int(round(height * scale / mult)) * mult),
+        max(mult, int(round(width * scale / mult)) * mult),
+    )
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    # INTER_AREA avoids aliasing when shrinking; cubic keeps edges when enlarging.
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(image, (width, height), interpolation=interp)
+
+
+def to_tensor(images: Sequence[np.ndarray], info: ModelInfo) -> np.ndarray:
+    """Same-sized RGB uint8 images -> NCHW float32 in the model's range and channel order."""
+    lo, hi = info.input_range
+    batch = np.stack(images).astype(np.float32)
+    if info.channel_order == "BGR":
+        batch = batch[..., ::-1]
+    batch = batch * ((hi - lo) / 255.0) + lo
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def from_tensor(batch: np.ndarray, info: ModelInfo) -> list[np.ndarray]:
+    """NCHW float in the model's range -> list of RGB uint8 images."""
+    lo, hi = info.input_range
+    if batch.ndim != 4 or batch.shape[1] not in (1, 3):
+        raise ValueError(f"model output has shape {list(batch.shape)}, expected [N, 3, H, W]")
+    x = (batch.astype(np.float32) - lo) * (255.0 / (hi - lo))
+    x = np.clip(np.rint(x), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    elif info.channel_order == "BGR":
+        x = x[..., ::-1]
+    return [np.ascontiguousarray(img) for img in x]
+
+
+@dataclass
+class FaceOptions:
+    """How face-aware mode crops, translates and blends faces back."""
+
+    detector: Any
+    #: Extra context around a detected face, as a fraction of the face size on each side.
+    margin: float = 0.4
+    blend: str = "feather"  # or "poisson"
+    color_match: bool = False
+    #: Smooth boxes over consecutive frames (video, webcam) so the swap does not jitter.
+    smooth: bool = False
+    feather: float = 0.2
+    smoother: Any = field(default=None, repr=False)
+
+
+class FramePipeline:
+    """Runs a translation model on whole frames or on the faces in them."""
+
+    def __init__(
+        self,
+        model: ModelSession,
+        faces: FaceOptions | None = None,
+        side_by_side: bool = False,
+        batch_size: int = 4,
+    ) -> None:
+        if model.info.kind != "translation":
+            from translator.errors import GantoolError
+
+            raise GantoolError(
+                f"{model.path.name} is a generation model (noise -> image); use gantool sample for it"
+            )
+        self.model = model
+        self.info = model.info
+        self.faces = faces
+        self.side_by_side = side_by_side
+        self.batch_size = max(1, min(batch_size, model.info.max_batch or batch_size))
+        #: Faces found in each frame of the last :meth:`process` call in face mode.
+        self.last_face_counts: list[int] = []
+        if faces is not None and faces.smooth and faces.smoother is None:
+            from .faces import BoxSmoother
+
+            faces.smoother = BoxSmoother()
+
+    def reset(self) -> None:
+        """Forget the face tracks of the previous video."""
+        if self.faces is not None and self.faces.smoother is not None:
+            self.faces.smoother.reset()
+
+    def translate(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Translate whole RGB images; each comes back at its own size.
+
+        Images that share a processing shape run together in batches of ``batch_size``.
+        """
+        out: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, img in enumerate(images):
+            groups.setdefault(processing_shape(img.shape[0], img.shape[1], self.info), []).append(i)
+        for (ph, pw), idx in groups.items():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start : start + self.batch_size]
+                batch = to_tensor([resize(images[i], ph, pw) for i in chunk], self.info)
+                results = from_tensor(self.model.run(batch), self.info)
+                for i, res in zip(chunk, results, strict=True):
+                    out[i] = resize(res, images[i].shape[0], images[i].shape[1])
+        return out  # type: ignore[return-value]
+
+    def process(self, frames: Sequence[np.ndarray], faces: bool = True) -> list[np.ndarray]:
+        """The full pipeline for a list of RGB frames (in order, for video).
+
+        ``faces=False`` switches face-aware mode off for this call (the webcam's ``f`` key).
+        """
+        if self.faces is not None and faces:
+            results = self._process_faces(frames)
+        else:
+            results = self.translate(frames)
+        if self.side_by_side:
+            results = [np.hstack([f, r]) for f, r in zip(frames, results, strict=True)]
+        return results
+
+    def _process_faces(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        from .faces import blend_face, face_crop_box
+
+        opts = self.faces
+        assert opts is not None
+        crops: list[np.ndarray] = []
+        where: list[tuple[int, tuple[int, int, int, int]]] = []
+        self.last_face_counts = []
+        for n, frame in enumerate(frames):
+            boxes = detect_rgb(opts.detector, frame)
+            if opts.smoother is not None:
+                boxes = opts.smoother.update(boxes)
+            self.last_face_counts.append(len(boxes))
+            for box in boxes:
+                x0, y0, x1, y1 = face_crop_box(box, opts.margin, frame.shape)
+                if x1 - x0 < 8 or y1 - y0 < 8:
+                    continue
+                crops.append(frame[y0:y1, x0:x1])
+                where.append((n, (x0, y0, x1, y1)))
+        results = [np.array(f, copy=True) for f in frames]
+        translated = self.translate(crops) if crops else []
+        for (n, rect), crop, new in zip(where, crops, translated, strict=True):
+            results[n] = blend_face(results[n], new, rect, opts, original_crop=crop)
+        return results
+
+
+def detect_rgb(detector: Any, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Run a detector (which takes BGR, like all of OpenCV) on an RGB frame."""
+    bgr = np.ascontiguousarray(frame[..., ::-1])
+    return [tuple(int(v) for v in box[:4]) for box in detector.detect(bgr)]  # type: ignore[misc]

@@ -1,0 +1,323 @@
+"""Opening an ONNX model: provider choice, metadata, and clear errors for bad files.
+
+onnxruntime is imported inside functions so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from translator.errors import GantoolError
+
+Provider = Literal["auto", "cuda", "tensorrt", "cpu"]
+PROVIDERS: tuple[str, ...] = ("auto", "cuda", "tensorrt", "cpu")
+Log = Callable[[str], None]
+
+_CPU = "CPUExecutionProvider"
+_CUDA = "CUDAExecutionProvider"
+_TRT = "TensorrtExecutionProvider"
+_SHORT = {_CPU: "cpu", _CUDA: "cuda", _TRT: "tensorrt"}
+
+DEFAULT_SIZE = 256
+DEFAULT_RANGE = (-1.0, 1.0)
+
+
+def stderr_log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the runtime needs to know to feed a model, from its metadata or from flags."""
+
+    path: Path
+    kind: Literal["translation", "generation"] = "translation"
+    model: str = ""
+    direction: str = ""
+    domain_from: str = ""
+    domain_to: str = ""
+    #: Processing size: the short side of a frame is resized to this (training resolution).
+    input_size: int = DEFAULT_SIZE
+    #: Height and width given to the model are rounded to a multiple of this.
+    size_multiple: int = 1
+    input_range: tuple[float, float] = DEFAULT_RANGE
+    channel_order: str = "RGB"
+    latent_dim: int | None = None
+    version: str = ""
+    input_name: str = "input"
+    output_name: str = "output"
+    #: The input tensor's shape as onnxruntime reports it (ints for fixed dims, else names).
+    input_shape: tuple[Any, ...] = ()
+    #: True when the file carries gantool metadata.
+    from_metadata: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        """(height, width) when the model only accepts one image size."""
+        if len(self.input_shape) == 4:
+            h, w = self.input_shape[2], self.input_shape[3]
+            if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+                return h, w
+        return None
+
+    @property
+    def max_batch(self) -> int | None:
+        """1 when the model's batch dimension is fixed to 1 (None: any batch size)."""
+        if self.input_shape and isinstance(self.input_shape[0], int) and self.input_shape[0] > 0:
+            return self.input_shape[0]
+        return None
+
+    def describe(self) -> str:
+        if self.kind == "generation":
+            return f"{self.model or 'generator'} (latent {self.latent_dim})"
+        arrow = f" {self.domain_from}->{self.domain_to}" if self.domain_from else ""
+        return f"{self.model or 'model'}{arrow} at {self.input_size}px"
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """``"-1,1"`` -> ``(-1.0, 1.0)``; raises :class:`GantoolError` on anything else."""
+    try:
+        lo, hi = (float(p) for p in text.replace(" ", "").split(","))
+    except ValueError:
+        raise GantoolError(f"bad input range '{text}': expected two numbers like -1,1") from None
+    if not hi > lo:
+        raise GantoolError(f"bad input range '{text}': the second number must be larger")
+    return lo, hi
+
+
+def check_model_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise GantoolError(f"model file not found: {path}")
+    if path.is_dir():
+        raise GantoolError(f"model path is a folder, expected an .onnx file: {path}")
+    if path.stat().st_size == 0:
+        raise GantoolError(f"model file is empty: {path}")
+    return path
+
+
+def model_info(
+    session: Any,
+    path: Path,
+    size: int | None = None,
+    input_range: tuple[float, float] | None = None,
+    log: Log = stderr_log,
+) -> ModelInfo:
+    """Read gantool metadata from an open session; flags fill in what metadata lacks."""
+    meta = dict(session.get_modelmeta().custom_metadata_map or {})
+    g = {k.removeprefix("gantool."): v for k, v in meta.items() if k.startswith("gantool.")}
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or not outputs:
+        raise GantoolError(
+            f"{path.name}: expected a model with one input and an output, "
+            f"found {len(inputs)} input(s) and {len(outputs)} output(s)"
+        )
+    shape = tuple(inputs[0].shape)
+    kind = g.get("kind") or ("generation" if len(shape) == 2 else "translation")
+    if kind not in ("translation", "generation"):
+        raise GantoolError(f"{path.name}: unknown gantool.kind '{kind}'")
+
+    latent = _int(g.get("latent_dim"), "latent_dim", path)
+    if kind == "generation" and latent is None and len(shape) >= 2 and isinstance(shape[1], int):
+        latent = shape[1]
+    if kind == "translation" and len(shape) != 4:
+        raise GantoolError(
+            f"{path.name}: input '{inputs[0].name}' has shape {list(shape)}; an image model needs NCHW input"
+        )
+    if kind == "translation" and isinstance(shape[1], int) and shape[1] != 3:
+        raise GantoolError(f"{path.name}: the model takes {shape[1]} channels; only 3 (RGB) work")
+    if kind == "generation" and latent is None:
+        raise GantoolError(f"{path.name}: generation model without gantool.latent_dim")
+
+    meta_size = _int(g.get("input_size"), "input_size", path)
+    meta_range = parse_range(g["input_range"]) if g.get("input_range") else None
+    if (
+        kind == "translation"
+        and meta_size is None
+        and size is None
+        and meta_range is None
+        and (input_range is None)
+    ):
+        log(
+            f"Note: {path.name} has no gantool metadata; assuming an image translation model "
+            f"fed at {DEFAULT_SIZE}px in range -1,1 (set --size and --input-range otherwise)."
+        )
+    order = g.get("channel_order", "RGB").upper()
+    if order not in ("RGB", "BGR"):
+        raise GantoolError(f"{path.name}: unsupported channel order '{order}'")
+    return ModelInfo(
+        path=path,
+        kind=kind,  # type: ignore[arg-type]
+        model=g.get("model", ""),
+        direction=g.get("direction", ""),
+        domain_from=g.get("domain_from", ""),
+        domain_to=g.get("domain_to", ""),
+        input_size=size or meta_size or DEFAULT_SIZE,
+        size_multiple=max(1, _int(g.get("size_multiple"), "size_multiple", path) or 1),
+        input_range=input_range or meta_range or DEFAULT_RANGE,
+        channel_order=order,
+        latent_dim=latent,
+        version=g.get("version", ""),
+        input_name=inputs[0].name,
+        output_name=outputs[0].name,
+        input_shape=shape,
+        from_metadata=bool(g),
+        metadata=meta,
+    )
+
+
+def _int(value: str | None, key: str, path: Path) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise GantoolError(f"{path.name}: gantool.{key} is not a number: '{value}'") from None
+
+
+def _quiet_preload(ort: Any) -> str:
+    """Run ``ort.preload_dlls()`` (finds CUDA/cuDNN from nvidia-* wheels or torch) without
+    letting its per-library messages reach the user; return what it printed."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        with contextlib.suppress(Exception):
+            ort.preload_dlls()
+    return buf.getvalue()
+
+
+def _no_gpu_reason() -> str | None:
+    """A reason CUDA cannot work that is cheap to know before trying (Linux only)."""
+    if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version"):
+        return "no NVIDIA GPU driver found"
+    return None
+
+
+def _missing_library(preload_output: str) -> str | None:
+    for line in preload_output.splitlines():
+        if line.startswith("Failed to load "):
+            return line.removeprefix("Failed to load ").split(":")[0].strip()
+    return None
+
+
+def create_session(path: Path, provider: str = "auto", log: Log = stderr_log) -> Any:
+    """An ``InferenceSession`` on the requested provider.
+
+    ``auto`` tries CUDA and falls back to CPU with one line saying why; ``cuda`` and
+    ``tensorrt`` fail with :class:`GantoolError` when that provider cannot be used.
+    """
+    import onnxruntime as ort
+
+    if provider not in PROVIDERS:
+        raise GantoolError(f"unknown provider '{provider}'; choose from {', '.join(PROVIDERS)}")
+    path = check_model_path(path)
+    available = ort.get_available_providers()
+    # onnxruntime-gpu lists CUDA even on machines without a GPU, so a listed provider
+    # proves nothing: we create the session and read back what it really uses.
+    wanted = {"cpu": [_CPU], "cuda": [_CUDA, _CPU], "tensorrt": [_TRT, _CUDA, _CPU]}
+    reason = None
+    if provider == "auto":
+        if _CUDA not in available:
+            reason = "this onnxruntime package has no CUDA provider"
+        else:
+            reason = _no_gpu_reason()
+        chosen = [_CPU] if reason else [_CUDA, _CPU]
+    else:
+        chosen = wanted[provider]
+        missing = [p for p in chosen[:-1] if p not in available]
+        if missing:
+            raise GantoolError(
+                f"--provider {provider}: this onnxruntime package has no {missing[0]} "
+                "(install onnxruntime-gpu, and only that onnxruntime package)"
+            )
+    preload_output = _quiet_preload(ort) if chosen[0] != _CPU else ""
+    # Without CUDA libraries onnxruntime logs an error and a warning before falling back;
+    # we explain the fallback ourselves in one line instead.
+    ort.set_default_logger_severity(4 if chosen[0] != _CPU else 3)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+    except Exception as exc:
+        raise _load_error(path, exc) from None
+    finally:
+        ort.set_default_logger_severity(3)
+    used = session.get_providers()
+    if chosen[0] != _CPU and used[0] != chosen[0]:
+        lib = _missing_library(preload_output)
+        why = _no_gpu_reason() or (
+            f"{lib} could not be loaded" if lib else f"{chosen[0]} failed to initialise"
+        )
+        if provider == "auto":
+            reason = why
+        else:
+            raise GantoolError(f"--provider {provider} is not usable here: {why}")
+    if reason:
+        log(f"CUDA not used ({reason}); running on CPU.")
+    return session
+
+
+def _load_error(path: Path, exc: Exception) -> GantoolError:
+    text = str(exc)
+    name = type(exc).__name__
+    if (
+        name in ("InvalidProtobuf", "InvalidGraph")
+        or "Protobuf parsing failed" in text
+        or ("No graph was found" in text)
+    ):
+        return GantoolError(f"{path} is not an ONNX model (onnxruntime could not parse it)")
+    short = text.splitlines()[0] if text else name
+    # onnxruntime messages start with "[ONNXRuntimeError] : N : CODE :"; keep the tail.
+    short = short.split(" : ")[-1].strip()
+    return GantoolError(f"cannot load {path.name} in onnxruntime: {short[:300]}")
+
+
+class ModelSession:
+    """An onnxruntime session plus the :class:`ModelInfo` needed to feed it.
+
+    ``run`` takes and returns NCHW float32 numpy arrays in the model's range. On CUDA the
+    input is bound once to device memory and the output is allocated there (IO binding), so
+    each frame crosses host<->device exactly once each way.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        provider: str = "auto",
+        size: int | None = None,
+        input_range: tuple[float, float] | str | None = None,
+        log: Log = stderr_log,
+    ) -> None:
+        self.path = check_model_path(path)
+        if isinstance(input_range, str):
+            input_range = parse_range(input_range)
+        if size is not None and size < 8:
+            raise GantoolError(f"--size {size} is too small (at least 8)")
+        self.session = create_session(self.path, provider, log)
+        self.info = model_info(self.session, self.path, size, input_range, log)
+        self.provider = self.session.get_providers()[0]
+        self._io_binding = self.provider in (_CUDA, _TRT)
+
+    @property
+    def provider_name(self) -> str:
+        """Short name of the provider in use: cpu, cuda or tensorrt."""
+        return _SHORT.get(self.provider, self.provider)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if self._io_binding:
+            binding = self.session.io_binding()
+            binding.bind_cpu_input(self.info.input_name, batch)
+            binding.bind_output(self.info.output_name, "cuda")
+            self.session.run_with_iobinding(binding)
+            return binding.copy_outputs_to_cpu()[0]
+        return self.session.run([self.info.output_name], {self.info.input_name: batch})[0]

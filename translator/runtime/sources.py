@@ -1,0 +1,230 @@
+"""Where frames come from and go to: input discovery, video files, cameras, the capture
+thread. Frames leave this module as RGB uint8; OpenCV's BGR stays inside it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from translator.errors import GantoolError
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+
+
+def is_video_path(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+
+
+def quiet_opencv() -> None:
+    """OpenCV prints WARN/ERROR lines for missing cameras and bad files; we report those
+    ourselves in one line."""
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # pragma: no cover - very old builds
+        pass
+
+
+@dataclass(frozen=True)
+class VideoProps:
+    fps: float
+    width: int
+    height: int
+    frames: int
+
+
+class VideoReader:
+    """A video file's frames in order, as RGB."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import cv2
+
+        quiet_opencv()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise GantoolError(f"video file not found: {self.path}")
+        self.cap = cv2.VideoCapture(str(self.path))
+        if not self.cap.isOpened():
+            raise GantoolError(f"cannot open video {self.path} (not a video OpenCV can read)")
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.props = VideoProps(
+            fps=fps if fps and 0 < fps < 1000 else 25.0,
+            width=int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            frames=max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))),
+        )
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            ok, frame = self.cap.read()
+            if not ok or frame is None:
+                return
+            yield frame[..., ::-1].copy()
+
+    def close(self) -> None:
+        self.cap.release()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoWriter:
+    """Writes RGB frames to a video file: ``mp4v`` for MP4/MOV/M4V (what OpenCV's pip wheel
+    can encode), MJPG for AVI. The size is fixed by the first frame."""
+
+    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self.writer: Any = None
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        import cv2
+
+        h, w = frame.shape[:2]
+        if self.writer is None:
+            quiet_opencv()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise GantoolError(f"cannot write video {self.path} (use a .mp4 or .avi file name)")
+            self.size = (w, h)
+        if (w, h) != self.size:
+            frame = cv2.resize(frame, self.size)
+        self.writer.write(np.ascontiguousarray(frame[..., ::-1]))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+
+
+def open_camera(index: int, timeout: float = 5.0) -> Any:
+    """An opened ``cv2.VideoCapture`` for camera ``index``, or a clear error within
+    ``timeout`` seconds (some backends block for long on a missing device)."""
+    import cv2
+
+    quiet_opencv()
+    box: dict[str, Any] = {}
+
+    def _open() -> None:
+        cap = cv2.VideoCapture(index)
+        box["cap"] = cap
+
+    t = threading.Thread(target=_open, daemon=True, name="gantool-camera-open")
+    t.start()
+    t.join(timeout)
+    cap = box.get("cap")
+    if cap is None:
+        raise GantoolError(f"camera {index} did not open within {timeout:.0f} s")
+    if not cap.isOpened():
+        cap.release()
+        raise GantoolError(
+            f"cannot open camera {index} (no camera at that index, or it is in use); "
+            "try --camera N or --source VIDEO"
+        )
+    return cap
+
+
+_END = object()
+
+
+class CaptureThread:
+    """Reads frames from a ``cv2.VideoCapture`` in the background.
+
+    ``live=True`` (cameras): a queue of ``maxsize`` where the newest frame wins: when the
+    consumer is slower than the camera, old frames are dropped, so latency never grows.
+    ``live=False`` (files standing in for a camera): every frame is delivered in order; the
+    reader waits for the consumer instead of dropping.
+    A camera that returns ``max_failures`` failed reads in a row counts as ended.
+    """
+
+    def __init__(self, cap: Any, live: bool = True, maxsize: int = 1, max_failures: int = 10):
+        self.cap = cap
+        self.live = live
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, maxsize))
+        self.max_failures = max_failures
+        self.dropped = 0
+        self.read_count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="gantool-capture")
+
+    def start(self) -> CaptureThread:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                ok, frame = self.cap.read()
+                if not ok or frame is None:
+                    failures += 1
+                    # A file's first failed read is its end; a camera may hiccup.
+                    if not self.live or failures >= self.max_failures:
+                        break
+                    time.sleep(0.01)
+                    continue
+                failures = 0
+                self.read_count += 1
+                self._put(frame[..., ::-1].copy())
+        except Exception:  # a crashing backend ends the stream rather than hanging it
+            pass
+        finally:
+            self._put(_END)
+
+    def _put(self, item: Any) -> None:
+        if self.live:
+            while True:
+                try:
+                    self.queue.put_nowait(item)
+                    return
+                except queue.Full:
+                    try:
+                        self.queue.get_nowait()  # newest wins: drop the oldest
+                        self.dropped += 1
+                    except queue.Empty:
+                        pass
+        while not self._stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, timeout: float) -> np.ndarray | None:
+        """The next RGB frame; None when the source ended or sent nothing for ``timeout``."""
+        try:
+            item = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if item is _END:
+            with contextlib.suppress(queue.Full):
+                self.queue.put_nowait(_END)  # later reads see the end too
+            return None
+        return item
+
+    @property
+    def ended(self) -> bool:
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+        self.cap.release()
