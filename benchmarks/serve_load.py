@@ -1,0 +1,237 @@
+"""Load test for ``gantool serve``: several concurrent clients on loopback, then a table of
+median and 95th-percentile latency per kind of request.
+
+    python benchmarks/serve_load.py                      # tiny built-in test models
+    python benchmarks/serve_load.py --model a2b.onnx --model dcgan.onnx --clients 8 --requests 400
+    python benchmarks/serve_load.py --url http://127.0.0.1:8666   # a server already running
+
+Without ``--url`` the server runs as a separate ``gantool serve`` process (so client and
+server threads do not share one interpreter lock) on a free port, and is stopped at the end.
+Exit status 1 if any request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def tiny_models(folder: Path) -> list[Path]:
+    """The test suite's tiny models: colour inversion (translation) and a linear generator."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from runtime_helpers import make_generator_model, make_invert_model
+
+    return [
+        make_invert_model(folder / "photo2negative.onnx"),
+        make_generator_model(folder / "dcgan.onnx", latent_dim=100, size=64, dcgan_input=True),
+    ]
+
+
+def start_server(models: list[Path], provider: str, workers: int) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "translator.cli", "serve", "--port", "0", "--provider", provider]
+    cmd += ["--workers", str(workers)]
+    for m in models:
+        cmd += ["--model", str(m)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "Serving on http://127.0.0.1:PORT/  (Ctrl+C to stop)"
+    if not line.startswith("Serving on "):
+        proc.kill()
+        raise SystemExit(f"server did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
+    return proc, line.split()[2].rstrip("/")
+
+
+def upload_image(size: int) -> bytes:
+    from PIL import Image
+
+    try:
+        from skimage import data
+
+        image = data.astronaut()
+    except ImportError:
+        image = (np.random.default_rng(0).random((512, 512, 3)) * 255).astype(np.uint8)
+    img = Image.fromarray(image)
+    if size != img.width:
+        img = img.resize((size, size))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+Request = tuple[str, str, str, bytes, dict[str, str]]  # kind, method, path, body, headers
+
+
+def request_mix(catalogue: dict, image: bytes) -> list[Request]:
+    """One round of what a page does: translate an upload, a sample and a sample's faces,
+    draw new samples, move a slider, interpolate, list models."""
+    mix: list[Request] = [("models", "GET", "/api/models", b"", {})]
+    for entry in catalogue["entries"]:
+        if entry["kind"] == "translation":
+            mid = entry["directions"][0]["id"]
+            mix.append(
+                ("translate upload", "POST", f"/api/translate/{mid}", image, {"Content-Type": "image/jpeg"})
+            )
+            mix.append(("translate sample", "POST", f"/api/translate/{mid}?sample=coffee", b"", {}))
+            mix.append(("translate faces", "POST", f"/api/translate/{mid}?sample=astronaut&faces=1", b"", {}))
+        else:
+            mid, dim = entry["model"]["id"], entry["model"]["latent_dim"]
+            z = np.random.default_rng(0).standard_normal((2, dim)).round(4).tolist()
+            js = {"Content-Type": "application/json"}
+            mix.append(
+                ("generate 16", "POST", f"/api/generate/{mid}", json.dumps({"count": 16}).encode(), js)
+            )
+            mix.append(
+                ("slider render", "POST", f"/api/generate/{mid}", json.dumps({"latents": z[:1]}).encode(), js)
+            )
+            body = json.dumps({"interpolate": {"a": z[0], "b": z[1], "steps": 8}}).encode()
+            mix.append(("interpolate 8", "POST", f"/api/generate/{mid}", body, js))
+    return mix
+
+
+def run_load(url: str, mix: list[Request], clients: int, total: int) -> tuple[dict, list[str], float]:
+    parts = urlsplit(url)
+    results: dict[str, list[float]] = {kind: [] for kind, *_ in mix}
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                break
+            kind, method, path, body, headers = mix[n % len(mix)]
+            t0 = time.perf_counter()
+            try:
+                conn.request(method, path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                payload = resp.read()
+                ms = (time.perf_counter() - t0) * 1000
+                with lock:
+                    if resp.status == 200:
+                        results[kind].append(ms)
+                    else:
+                        errors.append(f"{kind}: HTTP {resp.status} {payload[:200]!r}")
+            except (OSError, http.client.HTTPException) as exc:
+                with lock:
+                    errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors, time.perf_counter() - start
+
+
+def print_table(
+    results: dict[str, list[float]], errors: list[str], wall: float, out: Callable = print
+) -> None:
+    rows = [("request", "n", "errors", "median ms", "p95 ms", "max ms")]
+    all_ms: list[float] = []
+    for kind, ms in results.items():
+        errs = sum(1 for e in errors if e.startswith(kind + ":"))
+        all_ms += ms
+        rows.append(
+            (
+                kind,
+                str(len(ms)),
+                str(errs),
+                f"{statistics.median(ms):.1f}" if ms else "-",
+                f"{percentile(ms, 95):.1f}" if ms else "-",
+                f"{max(ms):.1f}" if ms else "-",
+            )
+        )
+    rows.append(
+        (
+            "all",
+            str(len(all_ms)),
+            str(len(errors)),
+            f"{statistics.median(all_ms):.1f}" if all_ms else "-",
+            f"{percentile(all_ms, 95):.1f}" if all_ms else "-",
+            f"{max(all_ms):.1f}" if all_ms else "-",
+        )
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        out("  ".join(cells))
+        if i == 0 or i == len(rows) - 2:
+            out("  ".join("-" * w for w in widths))
+    done = len(all_ms) + len(errors)
+    out(f"\n{done} requests in {wall:.1f} s = {done / wall:.1f} requests/s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model", action="append", default=[], help="ONNX model (repeat); default: tiny test models"
+    )
+    parser.add_argument("--url", help="load an already running server instead of starting one")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    parser.add_argument("--requests", type=int, default=400, help="requests in all (default 400)")
+    parser.add_argument("--image-size", type=int, default=512, help="uploaded JPEG is this square size")
+    parser.add_argument("--provider", default="auto")
+    parser.add_argument("--workers", type=int, default=2, help="the server's --workers")
+    args = parser.parse_args(argv)
+
+    proc = None
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.url
+        if url is None:
+            models = [Path(m) for m in args.model] or tiny_models(Path(tmp))
+            proc, url = start_server(models, args.provider, args.workers)
+        try:
+            conn = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=30)
+            conn.request("GET", "/api/models")
+            catalogue = json.loads(conn.getresponse().read())
+            conn.close()
+            mix = request_mix(catalogue, upload_image(args.image_size))
+            # One untimed round first, so first-use costs (sample decoding) are not counted.
+            run_load(url, mix, 1, len(mix))
+            results, errors, wall = run_load(url, mix, args.clients, args.requests)
+        finally:
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    providers = {
+        d.get("provider") for e in catalogue["entries"] for d in e.get("directions", [e.get("model", {})])
+    }
+    shown = ", ".join(sorted(str(p) for p in providers))
+    print(f"{args.clients} clients, {args.requests} requests, server {url}, provider {shown}\n")
+    print_table(results, errors, wall)
+    for e in errors[:10]:
+        print("error:", e, file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""The Starlette application behind ``gantool serve``.
+
+Routes (all answers to ``/api`` are JSON, or PNG for images; errors are
+``{"error": message}`` with the status that says why):
+
+- ``GET /``: the page (``page.html``, vanilla JS, no build step);
+- ``GET /api/models``: the models, their providers, the bundled samples and the limits;
+- ``GET /api/samples/{name}.png``: a bundled sample image;
+- ``POST /api/translate/{id}?faces=0|1[&sample=NAME]``: the image file as the request body
+  (or no body with ``sample``); answers the translated PNG, with the provider and timings in
+  ``X-Gantool-*`` headers;
+- ``POST /api/generate/{id}``: JSON (see :meth:`Service.generate`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from translator.runtime.session import Log, stderr_log
+
+from .service import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, SAMPLE_NAMES, ServeError, Service
+
+MAX_JSON_BYTES = 1024 * 1024
+#: Content types accepted for uploads besides ``image/*``: what curl and some browsers send
+#: for a file they do not recognise. The bytes are checked either way.
+_GENERIC_TYPES = ("application/octet-stream", "")
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # The page's script and style are inline (one static file); nothing else may load.
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+def loopback_hosts(host: str) -> list[str] | None:
+    """Host names a server bound to ``host`` should answer to: for a loopback address only
+    the local names, so a web page elsewhere cannot reach it through DNS rebinding; None
+    (any name) when it is bound to a network interface on purpose."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) more than ``limit`` bytes before reading them when
+    the client says how many it sends, and as soon as the count passes it otherwise."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise ServeError(400, "the Content-Length header is not a number") from None
+        if size > limit:
+            raise ServeError(413, _too_large(size, limit))
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise ServeError(413, _too_large(None, limit))
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to read an answer; this status is only for the log.
+        raise ServeError(400, "the client disconnected before sending the whole body") from None
+    return b"".join(chunks)
+
+
+def _too_large(size: int | None, limit: int) -> str:
+    got = f" ({size / (1024 * 1024):.1f} MB)" if size else ""
+    return f"the upload is too large{got}; the limit is {limit / (1024 * 1024):.1f} MB"
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "0").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ServeError(400, f"query parameter '{name}' must be 0 or 1")
+
+
+def create_app(
+    model_paths: Sequence[str | os.PathLike],
+    provider: str = "auto",
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int = 2,
+    allowed_hosts: Sequence[str] | None = None,
+    log: Log = stderr_log,
+    service: Service | None = None,
+) -> Starlette:
+    """The web app serving ``model_paths`` (loaded now, so a bad file fails before binding).
+
+    ``allowed_hosts``: Host header names to answer (see :func:`loopback_hosts`); None: any.
+    ``workers``: requests that decode images or run a model at the same time.
+    """
+    svc = service or Service(
+        model_paths,
+        provider,
+        max_upload_bytes=max_upload_bytes,
+        max_pixels=max_pixels,
+        workers=workers,
+        log=log,
+    )
+    page = resources.files("translator.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page, headers=_SECURITY_HEADERS)
+
+    async def models(request: Request) -> Response:
+        return JSONResponse(svc.describe())
+
+    async def sample(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in SAMPLE_NAMES:
+            raise ServeError(404, f"unknown sample '{name[:80]}'; samples: {', '.join(SAMPLE_NAMES)}")
+        png = (await run_in_threadpool(svc.sample, name))[1]
+        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    async def translate(request: Request) -> Response:
+        model_id = request.path_params["model_id"]
+        served = svc.model(model_id, "translation")  # 404/400 before reading any upload
+        faces = _flag(request, "faces")
+        sample_name = request.query_params.get("sample")
+        data: bytes | None = None
+        if sample_name:
+            if sample_name not in SAMPLE_NAMES:
+                raise ServeError(404, f"unknown sample '{sample_name[:80]}'")
+        else:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype.startswith("multipart/"):
+                raise ServeError(
+                    415,
+                    "send the image file itself as the request body (not a multipart form), "
+                    "e.g. curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' URL",
+                )
+            if not (ctype.startswith("image/") or ctype in _GENERIC_TYPES):
+                raise ServeError(415, f"expected an image upload, got Content-Type '{ctype[:80]}'")
+            data = await read_body(request, svc.max_upload_bytes)
+        png, timing, extra = await run_in_threadpool(svc.translate, model_id, data, sample_name, faces)
+        headers = {**timing.headers(served.session.provider_name), **extra}
+        # Domain names come from the model's metadata: keep them from breaking the header.
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", served.info.domain_to or model_id) + ".png"
+        headers["Content-Disposition"] = f'inline; filename="{name}"'
+        return Response(png, media_type="image/png", headers=headers)
+
+    async def generate(request: Request) -> Response:
+        model_id = request.path_params["model_id"]
+        served = svc.model(model_id, "generation")
+        body = await read_body(request, MAX_JSON_BYTES)
+        try:
+            payload = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ServeError(400, f"the request body is not valid JSON: {exc}") from None
+        result = await run_in_threadpool(svc.generate, model_id, payload)
+        timing_headers = {
+            "X-Gantool-Provider": served.session.provider_name,
+            "X-Gantool-Elapsed-Ms": str(result["elapsed_ms"]),
+        }
+        return JSONResponse(result, headers=timing_headers)
+
+    async def on_serve_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServeError)
+        return error(exc.status, exc.message)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        messages = {404: f"no such page: {request.url.path[:200]}", 405: "method not allowed here"}
+        return error(exc.status_code, messages.get(exc.status_code, str(exc.detail)), exc.headers)
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        # A bug must cost one request a 500, never the server. Starlette re-raises after this
+        # answer so that uvicorn logs the traceback; we do not log it a second time.
+        return error(500, f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/api/models", models, methods=["GET"]),
+        Route("/api/samples/{name}.png", sample, methods=["GET"]),
+        Route("/api/translate/{model_id}", translate, methods=["POST"]),
+        Route("/api/generate/{model_id}", generate, methods=["POST"]),
+    ]
+    middleware: list[Middleware] = []
+    if allowed_hosts is not None:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    handlers: dict[Any, Any] = {ServeError: on_serve_error, HTTPException: on_http_error, Exception: on_crash}
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    app.state.service = svc
+    return app

@@ -1,0 +1,76 @@
+"""Running the app under uvicorn: in the foreground for ``gantool serve``, or in a background
+thread for tests and ``benchmarks/serve_load.py``."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from translator.errors import GantoolError
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or :class:`GantoolError` naming the address.
+
+    We bind rather than letting uvicorn do it, because uvicorn logs and exits the process on
+    a busy port; this way it is one clear error line like every other gantool error.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise GantoolError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _config(app: Any, access_log: bool, log_level: str) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=3,
+        server_header=False,
+        # Slow or stuck clients must not hold connections open forever.
+        timeout_keep_alive=5,
+    )
+
+
+def run_server(app: Any, sock: socket.socket, access_log: bool = False) -> None:
+    """Serve ``app`` on ``sock`` until Ctrl+C."""
+    import uvicorn
+
+    try:
+        uvicorn.Server(_config(app, access_log, "warning")).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+@contextmanager
+def serve_in_background(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` from a thread while the block runs; yields the base URL
+    (``http://127.0.0.1:PORT``). Port 0 picks a free port."""
+    import uvicorn
+
+    sock = bind(host, port)
+    server = uvicorn.Server(_config(app, False, "error"))
+    # uvicorn installs signal handlers only in the main thread; in a thread it must not try.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the background server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
