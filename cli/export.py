@@ -1,7 +1,262 @@
-"""CLI commands: export (to be filled in)."""
+"""``gantool export FORMAT RUN`` (any registered exporter) and ``gantool inspect FILE.onnx``.
+
+``export`` has one subcommand per registered exporter. ``onnx`` gets its own flags; any
+other exporter gets the shared flags plus ``--option KEY=VALUE``, passed through in
+``ExportRequest.options``, so a third-party exporter needs no CLI code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import click
 
+_RUN = click.argument("run", type=click.Path(path_type=Path))
+_CHECKPOINT = click.option("--checkpoint", type=int, default=None, metavar="STEP",
+                           help="Export the checkpoint of this training step (default: latest).")
+
+_ONNX_HELP = """Export a run's generators to ONNX (one self-contained file each).
+
+\b
+Translation models write one file per direction, generation models one file with a
+latent input [N, latent_dim]. Batch, height and width stay dynamic (height and width
+must be multiples of the network's gantool.size_multiple, e.g. 4 for ResNet generators,
+2^depth for U-Nets). Each file is checked with onnx.checker and run in onnxruntime (CPU)
+against PyTorch at two input shapes; a difference above 1e-4 (fp32) or 2e-2 (--fp16)
+fails the export and writes nothing.
+
+\b
+Where files go (-o):
+  (none)                  RUN/export/MODEL-a2b.onnx, RUN/export/MODEL-b2a.onnx
+                          (RUN/export/MODEL.onnx for generation models)
+  -o DIR                  an existing folder, or any path not ending in .onnx:
+                          the default names inside it
+  -o out/x.onnx           that file; with --direction both: out/x-a2b.onnx, out/x-b2a.onnx
+  -o 'out/{model}-{direction}.onnx'   a name pattern
+
+\b
+Examples:
+  gantool export onnx runs/cyclegan-20261123-101500
+  gantool export onnx runs/RUN --direction a2b -o male2female.onnx --fp16
+  gantool export onnx runs/RUN --static-size 256 --opset 20
+"""
+
+
+def _run_exporter(name: str, run: Path, output: Path | None, direction: str | None,
+                  checkpoint: int | None, options: dict[str, Any]) -> list[Path]:
+    from translator.registry import get_registry
+    from translator.specs import ExportRequest
+
+    exporter = get_registry().exporter(name)
+    request = ExportRequest(run_dir=run, output=output, direction=direction, options=options,
+                            checkpoint=checkpoint)
+    return exporter.export(request)
+
+
+def _make_onnx_command() -> click.Command:
+    @click.command("onnx", help=_ONNX_HELP, short_help="ONNX models, verified against PyTorch.")
+    @_RUN
+    @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+                  help="File, folder or name pattern; see above.")
+    @click.option("--direction", type=click.Choice(["a2b", "b2a", "both"]), default=None,
+                  help="Translation models: which generator(s)  [default: both].")
+    @click.option("--opset", type=int, default=18, show_default=True,
+                  help="ONNX opset (18 is the lowest that torch writes for every model).")
+    @click.option("--fp16", is_flag=True,
+                  help="fp16 weights and compute; inputs and outputs stay float32.")
+    @click.option("--static-size", type=int, default=None, metavar="N",
+                  help="Fix height and width to N pixels (a multiple of the size multiple); "
+                       "batch stays dynamic.")
+    @_CHECKPOINT
+    @click.option("--no-verify", is_flag=True, help="Skip the onnxruntime-vs-PyTorch check.")
+    def onnx_command(run: Path, output: Path | None, direction: str | None, opset: int,
+                     fp16: bool, static_size: int | None, checkpoint: int | None,
+                     no_verify: bool) -> None:
+        options = {"opset": opset, "fp16": fp16, "static_size": static_size,
+                   "verify": not no_verify, "log": click.echo}
+        _run_exporter("onnx", run, output, direction, checkpoint, options)
+
+    return onnx_command
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"'{text}': expected KEY=VALUE", param_hint="--option")
+    try:
+        return key.replace("-", "_"), json.loads(value)  # numbers, true/false, null
+    except json.JSONDecodeError:
+        return key.replace("-", "_"), value
+
+
+def _make_generic_command(spec: Any) -> click.Command:
+    @click.command(spec.name, help=f"{spec.description}\n\nPlugin: {spec.plugin}.",
+                   short_help=spec.description)
+    @_RUN
+    @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+                  help="Output file or folder (the exporter's default when left out).")
+    @click.option("--direction", type=click.Choice(["a2b", "b2a", "both"]), default=None,
+                  help="Translation models: which generator(s).")
+    @_CHECKPOINT
+    @click.option("--option", "raw_options", multiple=True, metavar="KEY=VALUE",
+                  help="Exporter-specific setting (repeatable); VALUE is parsed as JSON when "
+                       "it can be (numbers, true/false), else kept as text.")
+    def command(run: Path, output: Path | None, direction: str | None, checkpoint: int | None,
+                raw_options: tuple[str, ...]) -> None:
+        options = dict(_parse_option(o) for o in raw_options)
+        for path in _run_exporter(spec.name, run, output, direction, checkpoint, options):
+            click.echo(f"Wrote {path}")
+
+    return command
+
+
+class ExportGroup(click.Group):
+    """One subcommand per registered exporter, made on demand from the registry."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from translator.registry import get_registry
+
+        return sorted(get_registry().exporters)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        from translator.registry import get_registry
+
+        registry = get_registry()
+        spec = registry.exporter(name)  # unknown: a GantoolError listing the known ones
+        # The built-in onnx exporter has typed flags; a plugin that replaced it under the
+        # same name gets the generic command instead.
+        if getattr(spec.export, "__module__", "") == "translator.exporters.onnx":
+            return _make_onnx_command()
+        return _make_generic_command(spec)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        from translator.errors import GantoolError
+
+        try:
+            return super().resolve_command(ctx, args)
+        except GantoolError as exc:
+            raise click.UsageError(str(exc), ctx) from None
+
+
+@click.group("export", cls=ExportGroup, subcommand_metavar="FORMAT RUN [OPTIONS]")
+def export_command() -> None:
+    """Export a trained run to a file format (see FORMAT below).
+
+    Run `gantool export FORMAT --help` for a format's own flags.
+    """
+
+
+def _dims(value_info: Any) -> str:
+    tensor = value_info.type.tensor_type
+    if not tensor.HasField("shape"):
+        return "?"
+    dims = [d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?")
+            for d in tensor.shape.dim]
+    return "[" + ", ".join(dims) + "]"
+
+
+def _dtype(value_info: Any) -> str:
+    import onnx
+
+    elem = value_info.type.tensor_type.elem_type
+    try:
+        return str(onnx.helper.tensor_dtype_to_np_dtype(elem))
+    except (KeyError, TypeError, ValueError):  # e.g. bfloat16 has no numpy type
+        return onnx.TensorProto.DataType.Name(elem).lower() if elem else "?"
+
+
+def describe_onnx(path: Path) -> list[str]:
+    """Lines describing an ONNX file: size, producer, opsets, inputs, outputs, metadata.
+
+    Raises :class:`GantoolError` for a missing file or one that is not ONNX.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from translator import onnx_metadata as meta
+    from translator.errors import GantoolError
+
+    if not path.is_file():
+        raise GantoolError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    try:
+        # Weights in external files are not needed to describe the graph.
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeError, ValueError, OSError) as exc:
+        raise GantoolError(f"{path} is not an ONNX model: {str(exc).splitlines()[0] if str(exc) else exc}") \
+            from None
+    if not model.HasField("graph") or not model.graph.output:
+        raise GantoolError(f"{path} is not an ONNX model (no graph)")
+    external = sum(1 for t in model.graph.initializer
+                   if t.data_location == onnx.TensorProto.EXTERNAL)
+    size = f"{path.stat().st_size / 1e6:.2f} MB"
+    size += f", weights in {external} external tensor(s)" if external else ", self-contained"
+    producer = " ".join(p for p in (model.producer_name, model.producer_version) if p) or "unknown"
+    opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
+    lines = [f"File:     {path} ({size})",
+             f"Producer: {producer}; IR version {model.ir_version}",
+             f"Opset:    {opsets}"]
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [v for v in model.graph.input if v.name not in initializers]
+    width = max(len(v.name) for v in [*inputs, *model.graph.output])
+    for title, values in (("Inputs:", inputs), ("Outputs:", model.graph.output)):
+        lines.append(title)
+        lines += [f"  {v.name:<{width}}  {_dtype(v):<8} {_dims(v)}" for v in values]
+    props = meta.read_props(model)
+    ours = meta.gantool_entries(props)
+    if ours:
+        lines.append("gantool metadata:")
+        width = max(len(k) for k in ours)
+        lines += [f"  {k:<{width}} = {v}" for k, v in ours.items()]
+    else:
+        lines.append("gantool metadata: none (not exported by gantool; the runtime needs "
+                     "--size and --input-range for it)")
+    others = {k: v for k, v in props.items() if k not in ours}
+    if others:
+        lines.append("Other metadata:")
+        lines += [f"  {k} = {v[:120]}" for k, v in sorted(others.items())]
+    return lines
+
+
+def provider_lines(check_path: Path | None = None) -> list[str]:
+    """The onnxruntime providers offered here, with the caveat that offered is not usable;
+    with ``check_path``, open that model on CUDA to find out."""
+    import onnxruntime as ort
+
+    offered = ort.get_available_providers()
+    lines = [f"onnxruntime {ort.__version__} ({ort.get_device()}) offers: {', '.join(offered)}"]
+    gpu = [p for p in offered if p != "CPUExecutionProvider"]
+    if gpu and check_path is None:
+        lines.append("  Note: offered only means compiled in: onnxruntime-gpu lists CUDA and says 'GPU'")
+        lines.append("  even without a GPU or CUDA/cuDNN libraries. --check-providers opens the model")
+        lines.append("  on CUDA to find out.")
+    if check_path is not None and "CUDAExecutionProvider" in offered:
+        from translator.errors import GantoolError
+        from translator.runtime.session import create_session
+
+        try:
+            session = create_session(check_path, "cuda", log=lambda _line: None)
+            lines.append(f"  CUDA check: usable (session runs on {session.get_providers()[0]})")
+        except GantoolError as exc:
+            reason = str(exc).split(" is not usable here: ")[-1]
+            lines.append(f"  CUDA check: not usable ({reason}); models run on CPUExecutionProvider")
+    return lines
+
+
+@click.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--check-providers", is_flag=True,
+              help="Also open the model on CUDA to see whether it really runs there.")
+def inspect_command(path: Path, check_providers: bool) -> None:
+    """Describe an ONNX file: inputs, outputs, opset, size, gantool metadata, and the
+    onnxruntime providers this machine offers."""
+    for line in describe_onnx(path):
+        click.echo(line)
+    for line in provider_lines(path if check_providers else None):
+        click.echo(line)
+
 
 def add_commands(cli: click.Group) -> None:
-    pass
+    cli.add_command(export_command)
+    cli.add_command(inspect_command)
