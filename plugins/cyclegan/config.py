@@ -1,0 +1,104 @@
+"""Configuration of the CycleGAN models. Torch-free: ``gantool --help`` imports this module.
+
+Every field becomes a ``gantool train MODEL`` flag (``lambda_cycle`` -> ``--lambda-cycle``).
+Defaults are those of the reference implementation (junyanz/pytorch-CycleGAN-and-pix2pix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GAN_LOSSES = ["lsgan", "vanilla", "wgangp", "hinge"]
+
+
+@dataclass
+class CycleGANConfig:
+    """Options shared by every CycleGAN variant; the ResNet generator's own fields too."""
+
+    size: int = field(
+        default=256,
+        metadata={"help": "Training image size (set by the loop from --size); picks depths."},
+    )
+    blocks: int = field(
+        default=0,
+        metadata={"help": "Residual blocks in the generator; 0: 9 above 128 px, 6 at 128 px "
+                  "or below."},
+    )
+    ngf: int = field(default=64, metadata={"help": "Filters in the generator's first layer."})
+    ndf: int = field(default=64, metadata={"help": "Filters in the discriminator's first layer."})
+    d_layers: int = field(
+        default=3, metadata={"help": "Strided layers of the PatchGAN (3: 70x70 patches)."}
+    )
+    gan_loss: str = field(
+        default="lsgan",
+        metadata={"help": "Adversarial loss.", "choices": GAN_LOSSES},
+    )
+    lambda_cycle: float = field(
+        default=10.0, metadata={"help": "Weight of the cycle-consistency L1 loss."}
+    )
+    lambda_identity: float = field(
+        default=0.5,
+        metadata={"help": "Weight of the identity loss, relative to --lambda-cycle (0: off)."},
+    )
+    gp_weight: float = field(
+        default=10.0, metadata={"help": "Gradient-penalty weight (only with --gan-loss wgangp)."}
+    )
+    pool_size: int = field(
+        default=50,
+        metadata={"help": "Generated images kept to train the discriminators (0: no pool)."},
+    )
+    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate."})
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1."})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2."})
+    decay_start: float = field(
+        default=0.5,
+        metadata={"help": "Fraction of the steps at constant learning rate; it then decays "
+                  "linearly to zero."},
+    )
+    init_std: float = field(
+        default=0.02, metadata={"help": "Standard deviation of the normal weight init."}
+    )
+
+
+@dataclass
+class CycleGANUNetConfig(CycleGANConfig):
+    """The U-Net variant: ``downs`` replaces ``blocks``."""
+
+    downs: int = field(
+        default=0,
+        metadata={"help": "U-Net downsamplings (>= 5); 0: the deepest that divides --size, at "
+                  "most 8 (UNet-256 at 256 px, UNet-128 at 128 px). H and W must divide by "
+                  "2**downs."},
+    )
+
+
+@dataclass
+class CycleGANMobileConfig(CycleGANConfig):
+    """The light variant: depthwise-separable residual blocks, narrow stem and head."""
+
+    ngf: int = field(
+        default=16,
+        metadata={"help": "Filters in the generator's first layer (blocks use 8x as many)."},
+    )
+
+
+def resolve_blocks(config: CycleGANConfig) -> int:
+    """Residual blocks: ``config.blocks``, or the reference's choice for the image size."""
+    if config.blocks > 0:
+        return config.blocks
+    return 6 if config.size <= 128 else 9
+
+
+def resolve_downs(config: CycleGANUNetConfig) -> int:
+    """U-Net depth: ``config.downs``, or the deepest that divides the size, at most 8.
+
+    That is UNet-256 at 256 px and UNet-128 at 128 px, as in the reference.
+    """
+    if config.downs > 0:
+        if config.downs < 5:
+            raise ValueError(f"--downs must be at least 5, got {config.downs}")
+        return config.downs
+    downs = 8
+    while downs > 5 and config.size % (2**downs) != 0:
+        downs -= 1
+    return downs
