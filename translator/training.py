@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,11 +149,13 @@ def train(
     resume: Path | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    on_step: Callable[[int, GANModel, dict[str, torch.Tensor]], None] | None = None,
 ) -> TrainResult:
     """Train ``train_cfg.model`` (or continue the run ``resume``) and return where it went.
 
     ``stop_after`` ends the process's work after that many steps of this call (used to
-    simulate an interruption); the run then resumes from its last checkpoint.
+    simulate an interruption); the run then resumes from its last checkpoint. ``on_step``
+    is called after every step with (steps done, model, losses), on every rank.
     """
     resume_state = None
     if resume is not None:
@@ -326,6 +329,8 @@ def train(
                 log.append(done, last)
             bar.set_postfix({k: f"{v:.3g}" for k, v in list(last.items())[:6]}, refresh=False)
         bar.update(1)
+        if on_step is not None:
+            on_step(done, model, losses)
         if done % train_cfg.sample_every == 0 or done == total:
             sample(done)
         if done % train_cfg.checkpoint_every == 0 or done == total:
