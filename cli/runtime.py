@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
+
+from translator.errors import GantoolError
 
 PROVIDER_CHOICE = click.Choice(["auto", "cuda", "tensorrt", "cpu"])
 
@@ -127,6 +130,10 @@ def apply_command(
         progress=not no_progress,
         log=_log,
     )
+    _print_report(report)
+
+
+def _print_report(report) -> None:
     for path, reason in report.skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     for path, reason in report.failed:
@@ -140,6 +147,34 @@ def apply_command(
     click.echo(f"Done: {report.summary()}.")
     if report.failed:
         raise SystemExit(1)
+
+
+@click.command("translate")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Output file (one input) or folder; default: beside each input.")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True)
+@click.option("--checkpoint", type=int, default=None, help="Step of the checkpoint (default latest).")
+@click.option("--side-by-side", is_flag=True, help="Write the original and the result side by side.")
+@click.option("--faces", is_flag=True, help="Translate detected faces only and blend them back.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def translate_command(run: str, inputs: tuple[str, ...], output: str | None, direction: str,
+                      checkpoint: int | None, side_by_side: bool, faces: bool, batch_size: int,
+                      no_progress: bool) -> None:
+    """Translate images, folders and videos with a run's checkpoint (PyTorch), to look at
+    results before exporting. Same pipeline and outputs as `gantool apply`."""
+    from translator.runtime.apply import apply
+    from translator.runtime.torch_model import CheckpointModel
+
+    for p in inputs:
+        if not Path(p).exists():
+            raise GantoolError(f"no such file or folder: {p}")
+    model = CheckpointModel(Path(run), direction, checkpoint)
+    report = apply(model, inputs, output, faces=faces, side_by_side=side_by_side,
+                   batch_size=batch_size, progress=not no_progress, log=_log)
+    _print_report(report)
 
 
 @click.command("webcam")
@@ -217,3 +252,4 @@ def webcam_command(
 def add_commands(cli: click.Group) -> None:
     cli.add_command(apply_command)
     cli.add_command(webcam_command)
+    cli.add_command(translate_command)

@@ -172,7 +172,7 @@ def _write_image(path: Path, image: np.ndarray) -> None:
 
 
 def apply(
-    model: str | os.PathLike,
+    model: str | os.PathLike | ModelSession,
     inputs: Sequence[str | os.PathLike],
     output: str | os.PathLike | None = None,
     *,
@@ -192,14 +192,19 @@ def apply(
 ) -> ApplyReport:
     """Translate every image and video under ``inputs``; see ``gantool apply --help``.
 
-    Raises :class:`GantoolError` for problems with the model or the paths as a whole; a
-    single bad file is recorded in the report's ``failed`` list instead.
+    ``model`` is an ONNX file or an open model (anything with ``info``, ``provider`` and
+    ``run`` like :class:`ModelSession`, e.g. a checkpoint's generator for ``gantool
+    translate``). Raises :class:`GantoolError` for problems with the model or the paths as a
+    whole; a single bad file is recorded in the report's ``failed`` list instead.
     """
     report = ApplyReport()
     for p in inputs:  # before loading the model, so a typo fails at once
         if not Path(p).exists():
             raise GantoolError(f"no such file or folder: {p}")
-    session = ModelSession(model, provider, size=size, input_range=input_range, log=log)
+    if isinstance(model, (str, os.PathLike)):
+        session = ModelSession(model, provider, size=size, input_range=input_range, log=log)
+    else:
+        session = model
     report.provider = session.provider
     jobs = plan_jobs(inputs, output, _tag(session), report)
     log(f"Model: {session.info.describe()}; provider: {session.provider}")
