@@ -17,7 +17,7 @@ from translator.plugins.cyclegan import (
     register_models,
 )
 from translator.plugins.cyclegan.config import resolve_blocks, resolve_downs
-from translator.plugins.cyclegan.losses import GANLoss, gradient_penalty
+from translator.plugins.cyclegan.losses import GANLoss
 from translator.plugins.cyclegan.model import CycleGAN
 from translator.plugins.cyclegan.networks import (
     MobileResnetGenerator,
@@ -28,7 +28,7 @@ from translator.plugins.cyclegan.networks import (
 )
 from translator.plugins.cyclegan.pool import ImagePool
 
-from translator.gan import StepContext
+from translator.gan import StepContext, gradient_penalty
 
 CONFIGS = {"resnet": CycleGANConfig, "unet": CycleGANUNetConfig, "mobile": CycleGANMobileConfig}
 VARIANTS = list(CONFIGS)

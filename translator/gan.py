@@ -112,6 +112,31 @@ def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> Non
         g.copy_(synced)
 
 
+def gradient_penalty(
+    discriminator: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    target_norm: float = 1.0,
+) -> torch.Tensor:
+    """WGAN-GP's penalty ``E[(||grad_x D(x)|| - target_norm)^2]`` on random interpolates.
+
+    Computed in float32 with autocast disabled: the gradient of a half-precision output is
+    too coarse for a penalty on its norm. The result keeps its graph (``create_graph``), so
+    adding it to the discriminator's loss trains the discriminator on it. Interpolation
+    weights come from torch's global RNG (saved and restored on resume).
+    """
+    real = real.detach().float()
+    fake = fake.detach().float()
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        out = discriminator(mixed).float()
+        (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
+    # The epsilon keeps the norm's gradient finite where the gradient is exactly zero.
+    norm = torch.sqrt(grad.flatten(1).pow(2).sum(1) + 1e-12)
+    return ((norm - target_norm) ** 2).mean()
+
+
 def set_requires_grad(nets: nn.Module | list[nn.Module], flag: bool) -> None:
     """Freeze or unfreeze networks (e.g. the discriminator while the generator learns)."""
     for net in nets if isinstance(nets, list) else [nets]:

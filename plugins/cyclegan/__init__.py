@@ -55,6 +55,10 @@ def _summarizer(variant: str) -> Callable[[Any], str]:
     return summary
 
 
+# The reference trains with batch 1 at 256 px.
+_TRAIN_DEFAULTS = {"batch_size": 1, "size": 256, "log_every": 50, "sample_every": 500}
+
+
 @translator.hookimpl
 def register_models(register: Callable[[translator.ModelSpec], None]) -> None:
     register(
@@ -66,6 +70,7 @@ def register_models(register: Callable[[translator.ModelSpec], None]) -> None:
             config=CycleGANConfig,
             build=_builder("resnet"),
             augment="crop-flip",
+            train_defaults=_TRAIN_DEFAULTS,
             summary=_summarizer("resnet"),
         )
     )
@@ -77,6 +82,7 @@ def register_models(register: Callable[[translator.ModelSpec], None]) -> None:
             config=CycleGANUNetConfig,
             build=_builder("unet"),
             augment="crop-flip",
+            train_defaults=_TRAIN_DEFAULTS,
             summary=_summarizer("unet"),
         )
     )
@@ -89,6 +95,7 @@ def register_models(register: Callable[[translator.ModelSpec], None]) -> None:
             config=CycleGANMobileConfig,
             build=_builder("mobile"),
             augment="crop-flip",
+            train_defaults=_TRAIN_DEFAULTS,
             summary=_summarizer("mobile"),
         )
     )

@@ -22,12 +22,13 @@ from translator.gan import (
     ExportableGenerator,
     GANModel,
     StepContext,
+    gradient_penalty,
     init_normal,
     set_requires_grad,
 )
 
 from .config import CycleGANConfig, resolve_blocks, resolve_downs
-from .losses import GANLoss, gradient_penalty
+from .losses import GANLoss
 from .networks import (
     MobileResnetGenerator,
     NLayerDiscriminator,

@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translator.gan import ExportableGenerator, GANModel, StepContext, init_normal, set_requires_grad
+from translator.gan import (
+    ExportableGenerator,
+    GANModel,
+    StepContext,
+    gradient_penalty,
+    init_normal,
+    set_requires_grad,
+)
 
 from . import DCGANConfig
 
@@ -65,15 +72,6 @@ class Critic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
-
-
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on uniform mixes x_hat of real and fake images."""
-    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
-    mixed = (alpha * real.float() + (1 - alpha) * fake.float()).requires_grad_(True)
-    scores = critic(mixed)
-    (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
-    return ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
 def count_parameters(config: DCGANConfig) -> tuple[int, int]:
