@@ -26,6 +26,10 @@ def _train_options(spec) -> list[click.Option]:
 
 
 def _report(result) -> None:
+    from translator.device import distributed_from_env
+
+    if not distributed_from_env().is_main:
+        return  # under torchrun, rank 0 alone reports (and alone wrote the folder)
     run = result.run_dir
     click.echo(f"Run folder: {run}")
     samples = sorted((run / "samples").glob("step-*.png"))

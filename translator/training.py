@@ -122,15 +122,19 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _gather_rng(dist_info: Distributed, device: torch.device) -> list[dict[str, torch.Tensor]]:
-    mine = _rng_state(device)
+def _gather(dist_info: Distributed, mine: Any) -> list[Any]:
+    """Every rank's ``mine``, in rank order (collective: all ranks call it)."""
     if not dist_info.enabled:
         return [mine]
     import torch.distributed as dist
 
     states: list[Any] = [None] * dist_info.world_size
-    dist.all_gather_object(states, {k: v.cpu() for k, v in mine.items()})
+    dist.all_gather_object(states, mine)
     return states
+
+
+def _gather_rng(dist_info: Distributed, device: torch.device) -> list[dict[str, torch.Tensor]]:
+    return _gather(dist_info, {k: v.cpu() for k, v in _rng_state(device).items()})
 
 
 def _workers(requested: int, domains: dict[str, ImageList]) -> int:
@@ -193,6 +197,11 @@ def train(
     run_dir = Path(train_cfg.out) if train_cfg.out else default_run_dir(spec.name)
     if resume is None and (run_dir / "config.json").exists():
         raise GantoolError(f"{run_dir} already holds a run; use --resume {run_dir} or a new --out")
+    if dist_info.enabled:
+        # Rank 0 writes config.json below: no rank may look for it after that.
+        import torch.distributed as dist
+
+        dist.barrier()
 
     # Same seed on every rank: identical initial weights without a broadcast.
     torch.manual_seed(train_cfg.seed)
@@ -229,7 +238,13 @@ def train(
             for name, opt in optimizers.items():
                 if id(opt) in scalers and name in state.get("scalers", {}):
                     scalers[id(opt)].load_state_dict(state["scalers"][name])
-            model.load_extra_state(state.get("extra", {}))
+            # Per-rank state (image pools...) goes back to its own rank when the world
+            # size is unchanged; otherwise every rank takes rank 0's.
+            extras = state.get("extra_ranks")
+            if extras is not None and len(extras) == dist_info.world_size:
+                model.load_extra_state(extras[dist_info.rank])
+            else:
+                model.load_extra_state(state.get("extra", {}))
             fixed = state.get("fixed", fixed)
             rng = state["rng"]
         except (KeyError, ValueError) as exc:
@@ -272,6 +287,7 @@ def train(
 
     def checkpoint(step_done: int) -> None:
         rng = _gather_rng(dist_info, device)
+        extras = _gather(dist_info, model.extra_state())
         if not dist_info.is_main:
             return
         state = {
@@ -281,7 +297,8 @@ def train(
             "schedulers": {n: s.state_dict() for n, s in schedulers.items()},
             "scalers": {n: scalers[id(o)].state_dict() for n, o in optimizers.items()
                         if id(o) in scalers},
-            "extra": model.extra_state(),
+            "extra": extras[0],
+            "extra_ranks": extras,
             "fixed": {k: v.cpu() for k, v in fixed.items()},
             "rng": rng,
         }
