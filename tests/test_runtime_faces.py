@@ -137,6 +137,13 @@ def test_box_smoother_steadies_jitter_and_holds_missed_frames():
     assert (400, 300, 50, 50) in two
 
 
+def test_box_smoother_matches_the_second_of_two_tracks():
+    smoother = BoxSmoother()
+    smoother.update([(0, 0, 10, 10), (100, 100, 10, 10)])
+    # The best match is not the first track: this once crashed comparing numpy boxes.
+    assert (100, 100, 10, 10) in smoother.update([(100, 100, 10, 10)])
+
+
 def test_faces_plugin_registers_haar_and_yunet():
     try:
         module = importlib.import_module("translator.plugins.faces")

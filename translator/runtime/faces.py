@@ -239,7 +239,8 @@ class BoxSmoother:
             b = np.asarray(box[:4], np.float64)
             best = max(unmatched, key=lambda t: _iou(t["box"], b), default=None)
             if best is not None and _iou(best["box"], b) >= self.min_iou:
-                unmatched.remove(best)
+                # By identity: list.remove compares dicts, whose numpy boxes have no truth value.
+                unmatched = [t for t in unmatched if t is not best]
                 b = self.alpha * b + (1 - self.alpha) * best["box"]
             new_tracks.append({"box": b, "missed": 0})
         for track in unmatched:
