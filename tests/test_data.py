@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from translator.config import TrainConfig
@@ -190,3 +191,27 @@ def test_crop_flip_keeps_size_and_varies():
     b = prepare(img, 32, "crop-flip", np.random.default_rng(2))
     assert a.shape == b.shape == (32, 32, 3) and not np.array_equal(a, b)
     assert prepare(img, 32, "resize").shape == (32, 32, 3)
+
+
+def test_decode_cache_gives_the_same_batches_and_spares_decoding(tmp_path):
+    from translator.data.pipeline import create_caches
+
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        img = rng.integers(0, 255, (40 + i, 50, 3), dtype=np.uint8)
+        _save(tmp_path / "imgs" / f"{i}.png", Image.fromarray(img))
+    domains = open_data(TrainConfig(data=str(tmp_path / "imgs")), "generation")
+    plain = StepBatches(domains, 3, 16, "crop-flip", seed=1, total_steps=4)
+    caches = create_caches(domains, tmp_path / "cache", 16, "crop-flip")
+    cached = StepBatches(domains, 3, 16, "crop-flip", seed=1, total_steps=4, caches=caches)
+    expected = [plain[s]["images"] for s in range(4)]
+    for s in range(2):  # one epoch: every image decoded once, into the cache
+        assert torch.equal(cached[s]["images"], expected[s])
+    assert caches["images"].filled.all()
+    for path in (tmp_path / "imgs").iterdir():
+        path.write_bytes(b"")  # from now on, decoding would fail
+    for s in range(4):
+        assert torch.equal(cached[s]["images"], expected[s])
+    # A second StepBatches (a resumed run) reopens the same files.
+    reopened = create_caches(domains, tmp_path / "cache", 16, "crop-flip")
+    assert reopened["images"].filled.all()

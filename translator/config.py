@@ -34,6 +34,8 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "random seed (data order, init, noise)"})
     out: str | None = field(default=None, metadata={
         "help": "run folder (default runs/MODEL-TIMESTAMP)"})
+    cache: bool = field(default=True, metadata={
+        "help": "keep decoded, resized images in RUN/cache so later epochs skip decoding"})
     workers: int = field(default=-1, metadata={
         "help": "data loader processes (-1: automatic)"})
     log_every: int = field(default=10, metadata={"help": "steps between loss log rows"})

@@ -137,6 +137,16 @@ def gradient_penalty(
     return ((norm - target_norm) ** 2).mean()
 
 
+def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
+    """Adam, fused into a few kernels per step when every parameter lives on CUDA.
+
+    Call it from ``configure_optimizers``, which runs after the model is on its device.
+    """
+    params = list(params)
+    fused = bool(params) and all(p.is_cuda for p in params)
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=True if fused else None)
+
+
 def set_requires_grad(nets: nn.Module | list[nn.Module], flag: bool) -> None:
     """Freeze or unfreeze networks (e.g. the discriminator while the generator learns)."""
     for net in nets if isinstance(nets, list) else [nets]:

@@ -31,7 +31,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .data import ImageList
-from .data.pipeline import StepBatches, fixed_examples, to_uint8
+from .data.pipeline import StepBatches, create_caches, fixed_examples, to_uint8
 from .device import (
     Distributed,
     choose_device,
@@ -197,8 +197,12 @@ def train(
     run_dir = Path(train_cfg.out) if train_cfg.out else default_run_dir(spec.name)
     if resume is None and (run_dir / "config.json").exists():
         raise GantoolError(f"{run_dir} already holds a run; use --resume {run_dir} or a new --out")
+    caches = {}
+    if train_cfg.cache and dist_info.is_main:
+        caches = create_caches(domains, run_dir / "cache", train_cfg.size, spec.augment)
     if dist_info.enabled:
-        # Rank 0 writes config.json below: no rank may look for it after that.
+        # Rank 0 writes config.json below (and made the caches): no rank may look for it
+        # after that, and the other ranks open the caches only once they exist.
         import torch.distributed as dist
 
         dist.barrier()
@@ -273,9 +277,11 @@ def train(
     log = LossLog(run_dir / "logs" / "losses.csv", start if resume else None) \
         if dist_info.is_main else None
 
+    if train_cfg.cache and not dist_info.is_main:
+        caches = create_caches(domains, run_dir / "cache", train_cfg.size, spec.augment)
     workers = _workers(train_cfg.workers, domains)
     batches = StepBatches(domains, train_cfg.batch_size, train_cfg.size, spec.augment,
-                          train_cfg.seed, total, dist_info.rank, dist_info.world_size)
+                          train_cfg.seed, total, dist_info.rank, dist_info.world_size, caches)
     loader = torch.utils.data.DataLoader(
         batches, batch_size=None, sampler=range(start, total), num_workers=workers,
         pin_memory=device.type == "cuda", persistent_workers=False,

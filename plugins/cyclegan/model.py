@@ -22,6 +22,7 @@ from translator.gan import (
     ExportableGenerator,
     GANModel,
     StepContext,
+    adam,
     gradient_penalty,
     init_normal,
     set_requires_grad,
@@ -126,8 +127,8 @@ class CycleGAN(GANModel):
         g_params = [*self.nets["G_A"].parameters(), *self.nets["G_B"].parameters()]
         d_params = [*self.nets["D_A"].parameters(), *self.nets["D_B"].parameters()]
         self._optimizers = {
-            "G": torch.optim.Adam(g_params, lr=cfg.lr, betas=betas),
-            "D": torch.optim.Adam(d_params, lr=cfg.lr, betas=betas),
+            "G": adam(g_params, lr=cfg.lr, betas=betas),
+            "D": adam(d_params, lr=cfg.lr, betas=betas),
         }
         return self._optimizers
 

@@ -12,6 +12,7 @@ from translator.gan import (
     ExportableGenerator,
     GANModel,
     StepContext,
+    adam,
     gradient_penalty,
     init_normal,
     set_requires_grad,
@@ -98,8 +99,7 @@ class NoiseGAN(GANModel):
         if c.optimizer == "rmsprop":
             make = lambda params, lr: torch.optim.RMSprop(params, lr=lr)  # noqa: E731
         else:
-            make = lambda params, lr: torch.optim.Adam(  # noqa: E731
-                params, lr=lr, betas=(c.beta1, c.beta2))
+            make = lambda params, lr: adam(params, lr, (c.beta1, c.beta2))  # noqa: E731
         self.opt_g = make(self.nets["G"].parameters(), c.lr_g)
         self.opt_d = make(self.nets["D"].parameters(), c.lr_d)
         return {"G": self.opt_g, "D": self.opt_d}

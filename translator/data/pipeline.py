@@ -8,6 +8,8 @@ uninterrupted run exactly, with any number of loader workers, and ranks never ov
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -31,16 +33,25 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     return img[top:top + size, left:left + size]
 
 
+def base_side(size: int, augment: Literal["resize", "crop-flip"]) -> int:
+    """The square side an image is resized to before augmentation (crops come from it)."""
+    return size if augment == "resize" else round(size * CROP_SCALE)
+
+
 def prepare(
     img: np.ndarray,
     size: int,
     augment: Literal["resize", "crop-flip"],
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """An RGB uint8 image to a square ``size`` image, augmented as the model asks."""
+    """An RGB uint8 image to a square ``size`` image, augmented as the model asks.
+
+    Resizing to :func:`base_side` comes first and is all that depends on the file, which is
+    what :class:`DecodeCache` keeps; an image already at that side is not resized again.
+    """
     if augment == "resize" or rng is None:
         return resize_square(img, size)
-    load = round(size * CROP_SCALE)
+    load = base_side(size, augment)
     big = resize_square(img, load)
     y, x = rng.integers(0, load - size + 1, size=2)
     out = big[y:y + size, x:x + size]
@@ -61,6 +72,45 @@ def to_uint8(batch: torch.Tensor) -> np.ndarray:
     return arr.permute(0, 2, 3, 1).cpu().numpy()
 
 
+class DecodeCache:
+    """Decoded, resized images of one domain in a memory-mapped file, filled on first use.
+
+    Decoding JPEGs dominates data loading; after the first epoch every image comes from
+    the page cache instead. Loader worker processes share the mapping, so each image is
+    decoded once per run, not once per worker.
+    """
+
+    def __init__(self, folder: Path, name: str, count: int, side: int) -> None:
+        stem = folder / f"{name}-{count}x{side}"
+        self.images = _open_memmap(stem.with_suffix(".images.npy"), (count, side, side, 3), np.uint8)
+        self.filled = _open_memmap(stem.with_suffix(".filled.npy"), (count,), np.bool_)
+
+    def get(self, index: int, load: Callable[[], np.ndarray]) -> np.ndarray:
+        if self.filled[index]:
+            return np.asarray(self.images[index])
+        img = load()
+        self.images[index] = img
+        self.filled[index] = True  # after the pixels: a reader never sees a half-written row
+        return img
+
+
+def _open_memmap(path: Path, shape: tuple[int, ...], dtype) -> np.ndarray:
+    if path.exists():
+        arr = np.load(path, mmap_mode="r+")
+        if arr.shape == shape and arr.dtype == dtype:
+            return arr
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
+def create_caches(domains: dict[str, ImageList], folder: Path, size: int,
+                  augment: Literal["resize", "crop-flip"]) -> dict[str, DecodeCache]:
+    """Caches for the domains read from files (in-memory sets need none)."""
+    side = base_side(size, augment)
+    return {key: DecodeCache(folder, key, len(images), side) for key, images in domains.items()
+            if any(isinstance(item, Path) for item in images.items[:1])}
+
+
 class StepBatches(torch.utils.data.Dataset):
     """Map-style dataset whose item ``s`` is the whole batch for training step ``s``."""
 
@@ -74,8 +124,10 @@ class StepBatches(torch.utils.data.Dataset):
         total_steps: int,
         rank: int = 0,
         world_size: int = 1,
+        caches: dict[str, DecodeCache] | None = None,
     ) -> None:
         self.domains = domains
+        self.caches = caches or {}
         self.batch_size = batch_size
         self.size = size
         self.augment = augment
@@ -121,13 +173,19 @@ class StepBatches(torch.utils.data.Dataset):
                     print(f"warning: skipping {label}: {exc}", file=sys.stderr)
         raise ImageReadError(f"no readable image in domain '{images.name}'")
 
+    def _base(self, key: str, images: ImageList, index: int) -> np.ndarray:
+        side = base_side(self.size, self.augment)
+        load = lambda: resize_square(self._load(images, index), side)  # noqa: E731
+        cache = self.caches.get(key)
+        return cache.get(index, load) if cache is not None else load()
+
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
         batch = {}
         for d, (key, images) in enumerate(self.domains.items()):
             picked = []
             for j, index in enumerate(self.indices(step, d, len(images))):
                 rng = np.random.default_rng([self.seed, step, self.rank, d, j, 7])
-                picked.append(prepare(self._load(images, index), self.size, self.augment, rng))
+                picked.append(prepare(self._base(key, images, index), self.size, self.augment, rng))
             batch[key] = to_tensor(picked)
         return batch
 
