@@ -46,9 +46,10 @@ def _make_model_command(spec) -> click.Command:
         from translator.training import train
 
         train_names = {f.name for f in dataclasses.fields(TrainConfig)}
-        train_cfg = config_from_dict(
-            TrainConfig, {k: v for k, v in values.items() if k in train_names}
-        )
+        shared = {k: v for k, v in values.items() if k in train_names}
+        if shared["data"] is None:
+            del shared["data"]  # only --resume may leave it out; checked below
+        train_cfg = config_from_dict(TrainConfig, shared)
         train_cfg = dataclasses.replace(train_cfg, model=spec.name)
         model_values = {f.name: values[f.name] for f in dataclasses.fields(spec.config)
                         if f.name in values}
@@ -59,6 +60,9 @@ def _make_model_command(spec) -> click.Command:
             # `gantool train MODEL --resume RUN`: the run's own config wins; MODEL must match.
             _report(train(TrainConfig(model=spec.name), resume=resume))
             return
+        if values.get("data") is None:
+            raise click.UsageError(
+                "Missing option '--data' (a folder, or a built-in set: demo, digits).")
         _report(train(train_cfg, model_cfg))
 
     resume = click.Option(["--resume"], type=click.Path(path_type=Path), default=None,

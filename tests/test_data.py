@@ -215,3 +215,21 @@ def test_decode_cache_gives_the_same_batches_and_spares_decoding(tmp_path):
     # A second StepBatches (a resumed run) reopens the same files.
     reopened = create_caches(domains, tmp_path / "cache", 16, "crop-flip")
     assert reopened["images"].filled.all()
+
+
+def test_train_cyclegan_on_a_tiny_celeba_folder(run_cli, tmp_path):
+    import json
+
+    expected = write_tiny_celeba(tmp_path / "celeba")
+    run = tmp_path / "run"
+    result = run_cli("train", "cyclegan", "--data", tmp_path / "celeba", "--domain-a", "male",
+                     "--domain-b", "female", "--size", "64", "--steps", "2", "--ngf", "8",
+                     "--ndf", "8", "--blocks", "1", "--workers", "0", "--out", run)
+    assert result.exit_code == 0, result.output
+    data = json.loads((run / "config.json").read_text())["data"]
+    assert data["a"]["name"] == "male" and data["a"]["images"] == len(expected["male"])
+    assert data["b"]["name"] == "female" and data["b"]["images"] == len(expected["female"])
+    assert (run / "samples" / "step-0000002.png").is_file()
+    result = run_cli("train", "cyclegan", "--data", tmp_path / "celeba", "--domain-a", "elf",
+                     "--domain-b", "female", "--steps", "1", "--out", tmp_path / "r2")
+    assert result.exit_code == 1 and "'elf' is not a CelebA domain word; known: male" in result.output

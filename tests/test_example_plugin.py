@@ -42,6 +42,20 @@ def test_example_plugin_is_listed_and_trains(installed_example, tmp_path):
     config = (run / "config.json").read_text()
     assert '"plugin": "hinge"' in config and '"plugin_version": "0.1.0"' in config
 
+    # The third party's model leaves the run like a built-in one: exported, verified
+    # against PyTorch by the exporter, then sampled by the onnxruntime runtime.
+    onnx_file = tmp_path / "hinge.onnx"
+    result = gantool("export", "onnx", run, "-o", onnx_file)
+    assert result.returncode == 0, result.stderr
+    result = gantool("inspect", onnx_file)
+    assert "gantool.model" in result.stdout and "hinge-gan" in result.stdout
+    result = gantool("sample", "--model", onnx_file, "-n", "9", "-o", tmp_path / "grid.png")
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "grid.png").size
+    assert width >= 3 * 32 and height >= 3 * 32  # 9 samples of 32 px, three to a row
+
 
 def test_a_plugin_flag_out_of_range_is_a_clear_error(installed_example, tmp_path):
     result = gantool("train", "hinge-gan", "--data", "digits", "--size", "128", "--out",

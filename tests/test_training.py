@@ -177,6 +177,8 @@ def test_a_folder_without_images_is_clear(run_cli, tmp_path):
     assert result.exit_code == 1 and "no readable images" in result.output
 
 
-def test_missing_data_option_has_a_default_and_resume_of_nothing_is_clear(run_cli, tmp_path):
+def test_missing_data_and_resume_of_nothing_are_clear(run_cli, tmp_path):
+    result = run_cli("train", "dcgan", "--steps", "1")
+    assert result.exit_code != 0 and "Missing option '--data'" in result.output
     result = run_cli("train", "--resume", tmp_path / "nothing")
     assert result.exit_code == 1 and "not a run folder" in result.output

@@ -17,7 +17,7 @@ class TrainConfig:
     model: str = ""
     data: str = field(default="demo", metadata={
         "help": "a folder (CelebA root, trainA/trainB, one folder per domain, images) or a "
-                "built-in set: demo, digits"})
+                "built-in set: demo, digits", "required": True})
     domain_a: str | None = field(default=None, metadata={
         "help": "first domain (translation) or a filter (generation), e.g. male, 6, attr:Smiling"})
     domain_b: str | None = field(default=None, metadata={"help": "second domain, e.g. female"})
@@ -94,6 +94,11 @@ def click_options(config_cls: type, skip: set[str] = frozenset()) -> list:
                                         show_default=True))
             continue
         click_type = click.Choice(choices) if choices else {int: int, float: float}.get(tp, str)
+        if f.metadata.get("required"):
+            # Checked by the command (not by click), which may not need it (--resume).
+            options.append(click.Option([flag_name(f.name), f.name], type=click_type,
+                                        help=help_text + " [required]"))
+            continue
         options.append(click.Option([flag_name(f.name), f.name], type=click_type,
                                     default=default, help=help_text, show_default=True))
     return options
