@@ -22,7 +22,8 @@ class TrainConfig:
         "help": "first domain (translation) or a filter (generation), e.g. male, 6, attr:Smiling"})
     domain_b: str | None = field(default=None, metadata={"help": "second domain, e.g. female"})
     size: int = field(default=64, metadata={"help": "training resolution in pixels"})
-    steps: int | None = field(default=None, metadata={"help": "training steps (batches)"})
+    steps: int | None = field(default=None, metadata={
+        "help": "training steps (batches); 1000 unless --epochs is given"})
     epochs: float | None = field(default=None, metadata={
         "help": "train for this many passes over the larger domain instead of --steps"})
     batch_size: int = field(default=16, metadata={"help": "images per step per process"})
