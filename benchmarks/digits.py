@@ -56,7 +56,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="keep runs here")
+    parser.add_argument("--score", type=Path, nargs="+", default=None, metavar="RUN",
+                        help="only score existing runs (e.g. after gantool train --resume)")
     args = parser.parse_args()
+    if args.score:
+        for run in args.score:
+            print({"run": str(run), **score_digits(samples(run)).as_row()})
+        return
     out = args.out or Path(tempfile.mkdtemp(prefix="gantool-digits-"))
 
     real, _ = digit_images()
