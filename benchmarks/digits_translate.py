@@ -54,7 +54,15 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--domains", nargs=2, default=["6", "9"])
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--score", type=Path, default=None, metavar="RUN",
+                        help="only score an existing run (e.g. after gantool train --resume)")
     args = parser.parse_args()
+    if args.score is not None:
+        from translator.runs import read_run_config
+
+        for name, value in evaluate(args.score, read_run_config(args.score).train).items():
+            print(f"{name:<28}{value:>8.3f}")
+        return
     out = args.out or Path(tempfile.mkdtemp(prefix="gantool-digits-cyclegan-"))
 
     spec = get_registry().model(args.model)
