@@ -195,6 +195,13 @@ def train(
                 print(f"note: {note}", file=sys.stderr)
     total = total_steps_for(train_cfg, domains, dist_info.world_size)
     run_dir = Path(train_cfg.out) if train_cfg.out else default_run_dir(spec.name)
+    if dist_info.enabled and not train_cfg.out:
+        # A timestamped name may differ between ranks by a second: rank 0's wins.
+        import torch.distributed as dist
+
+        names = [str(run_dir)]
+        dist.broadcast_object_list(names, src=0)
+        run_dir = Path(names[0])
     if resume is None and (run_dir / "config.json").exists():
         raise GantoolError(f"{run_dir} already holds a run; use --resume {run_dir} or a new --out")
     caches = {}
