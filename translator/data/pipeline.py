@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..errors import GantoolError
 from . import ImageList
 from .images import ImageReadError
 
@@ -70,6 +71,24 @@ def to_uint8(batch: torch.Tensor) -> np.ndarray:
     """``[N, 3, H, W]`` in [-1, 1] to ``[N, H, W, 3]`` uint8."""
     arr = ((batch.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte()
     return arr.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def load_or_next(images: ImageList, index: int, warned: set[str]) -> np.ndarray:
+    """Image ``index``, or the next readable one, warning once per unreadable file.
+
+    A file that fails to decode is replaced deterministically, so a truncated JPEG deep in
+    a data set costs one warning, not the run.
+    """
+    for attempt in range(len(images)):
+        i = (index + attempt) % len(images)
+        try:
+            return images.load(i)
+        except ImageReadError as exc:
+            label = images.label(i)
+            if label not in warned:
+                warned.add(label)
+                print(f"warning: skipping {label}: {exc}", file=sys.stderr)
+    raise GantoolError(f"no readable image in domain '{images.name}'")
 
 
 class DecodeCache:
@@ -160,18 +179,7 @@ class StepBatches(torch.utils.data.Dataset):
         return out
 
     def _load(self, images: ImageList, index: int) -> np.ndarray:
-        # A file that fails to decode is replaced by the next one, deterministically, so
-        # a truncated JPEG deep in a data set costs one warning, not the run.
-        for attempt in range(len(images)):
-            i = (index + attempt) % len(images)
-            try:
-                return images.load(i)
-            except ImageReadError as exc:
-                label = images.label(i)
-                if label not in self._warned:
-                    self._warned.add(label)
-                    print(f"warning: skipping {label}: {exc}", file=sys.stderr)
-        raise ImageReadError(f"no readable image in domain '{images.name}'")
+        return load_or_next(images, index, self._warned)
 
     def _base(self, key: str, images: ImageList, index: int) -> np.ndarray:
         side = base_side(self.size, self.augment)
@@ -194,6 +202,8 @@ def fixed_examples(domains: dict[str, ImageList], size: int, n: int = 8) -> dict
     """The first ``n`` images of each domain, unaugmented: inputs for comparable grids."""
     out = {}
     for key, images in domains.items():
-        picked = [resize_square(images.load(i), size) for i in range(min(n, len(images)))]
+        warned: set[str] = set()
+        picked = [resize_square(load_or_next(images, i, warned), size)
+                  for i in range(min(n, len(images)))]
         out[key] = to_tensor(picked)
     return out
