@@ -46,6 +46,10 @@ def data_request(train: TrainConfig, kind: str, split: str = "train") -> DataReq
 
 def open_data(train: TrainConfig, kind: str, split: str = "train") -> dict[str, ImageList]:
     """Resolve ``--data`` (a built-in name or a folder) to image lists keyed for batches."""
+    if not train.data:
+        # A run made from imported weights without --data has nothing to train on.
+        raise GantoolError("this run names no training data (--data), so it cannot be "
+                           "trained further")
     registry = get_registry()
     request = data_request(train, kind, split)
     named = {n: s for n, s in registry.datasets.items() if s.detect is None}

@@ -147,6 +147,58 @@ def _workers(requested: int, domains: dict[str, ImageList]) -> int:
     return 0 if in_memory else min(4, max(1, (os.cpu_count() or 2) - 1))
 
 
+def training_state(
+    step: int,
+    model_name: str,
+    optimizers: dict[str, torch.optim.Optimizer],
+    schedulers: dict[str, Any],
+    scalers: dict[int, Any],
+    extras: list[Any],
+    rng: list[dict[str, torch.Tensor]],
+    fixed: dict[str, torch.Tensor] | None = None,
+) -> dict[str, Any]:
+    """What a checkpoint's ``state.pt`` holds besides the weights; ``train`` resumes from it.
+
+    ``scalers`` are keyed by ``id(optimizer)``; ``extras`` and ``rng`` hold one entry per
+    rank. Without ``fixed``, a resumed run takes its sample inputs from the data.
+    """
+    state = {
+        "step": step,
+        "model": model_name,
+        "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+        "schedulers": {n: s.state_dict() for n, s in schedulers.items()},
+        "scalers": {n: scalers[id(o)].state_dict() for n, o in optimizers.items()
+                    if id(o) in scalers},
+        "extra": extras[0],
+        "extra_ranks": extras,
+        "rng": rng,
+    }
+    if fixed is not None:
+        state["fixed"] = {k: v.cpu() for k, v in fixed.items()}
+    return state
+
+
+def create_run(run_dir: Path, spec: ModelSpec, train_cfg: TrainConfig, model_config: Any,
+               model: GANModel, data: dict[str, Any]) -> Path:
+    """A run folder whose step-0 checkpoint holds ``model``'s weights as they are.
+
+    For weights made elsewhere (an imported file): the folder is an ordinary run, so
+    ``translate`` and ``export`` use it, and ``train --resume`` continues from those
+    weights with fresh optimizers (when ``train_cfg.data`` names training data).
+    Returns the checkpoint folder.
+    """
+    if (run_dir / "config.json").exists():
+        raise GantoolError(f"{run_dir} already holds a run; choose a new folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    optimizers = model.configure_optimizers()
+    schedulers = model.configure_schedulers(optimizers, train_cfg.steps or train_cfg.DEFAULT_STEPS)
+    state = training_state(0, spec.name, optimizers, schedulers, {}, [model.extra_state()],
+                           [_rng_state(torch.device("cpu"))])
+    write_run_config(run_dir, spec, dataclasses.replace(train_cfg, model=spec.name),
+                     model_config, data)
+    return save_checkpoint(run_dir / "checkpoints", 0, model.nets.state_dict(), state)
+
+
 def train(
     train_cfg: TrainConfig,
     model_config: Any = None,
@@ -303,18 +355,8 @@ def train(
         extras = _gather(dist_info, model.extra_state())
         if not dist_info.is_main:
             return
-        state = {
-            "step": step_done,
-            "model": spec.name,
-            "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-            "schedulers": {n: s.state_dict() for n, s in schedulers.items()},
-            "scalers": {n: scalers[id(o)].state_dict() for n, o in optimizers.items()
-                        if id(o) in scalers},
-            "extra": extras[0],
-            "extra_ranks": extras,
-            "fixed": {k: v.cpu() for k, v in fixed.items()},
-            "rng": rng,
-        }
+        state = training_state(step_done, spec.name, optimizers, schedulers, scalers, extras,
+                               rng, fixed)
         save_checkpoint(run_dir / "checkpoints", step_done, model.nets.state_dict(), state)
         prune_checkpoints(run_dir / "checkpoints", train_cfg.keep_last, train_cfg.history_every)
 
