@@ -17,6 +17,7 @@ __all__ = [
     "CycleGANConfig",
     "CycleGANMobileConfig",
     "CycleGANUNetConfig",
+    "register_commands",
     "register_models",
 ]
 
@@ -99,3 +100,11 @@ def register_models(register: Callable[[translator.ModelSpec], None]) -> None:
             summary=_summarizer("mobile"),
         )
     )
+
+
+@translator.hookimpl
+def register_commands(cli: Any) -> None:
+    """``gantool import reference``: the reference CycleGAN's published checkpoints."""
+    from .commands import add_commands
+
+    add_commands(cli)

@@ -1,0 +1,210 @@
+"""Reference CycleGAN checkpoints -> an ordinary gantool run folder (and ONNX files).
+
+The run folder is written through the core's own functions (``config.json`` and a step-0
+checkpoint), so ``translate``, ``export onnx`` and, given ``--data``, ``train --resume``
+treat it like any run. A missing generator or discriminator is freshly initialised, and
+the log says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from translator.checkpoint import load_into
+from translator.config import TrainConfig
+from translator.errors import GantoolError
+from translator.registry import get_registry
+from translator.runs import default_run_dir, describe_data, open_data
+from translator.specs import ExportRequest, ModelSpec
+from translator.training import create_run
+
+from .config import CycleGANConfig, CycleGANUNetConfig
+from .reference import (
+    SUPPORTED,
+    DiscriminatorArch,
+    GeneratorArch,
+    detect_discriminator,
+    detect_generator,
+    read_state_dict,
+)
+
+Log = Callable[[str], None]
+NETS = ("G_A", "G_B", "D_A", "D_B")
+
+
+@dataclass(frozen=True)
+class ReferenceFiles:
+    """The reference's files for one run; only ``G_A`` (A -> B) is required."""
+
+    G_A: Path
+    G_B: Path | None = None
+    D_A: Path | None = None
+    D_B: Path | None = None
+
+    def given(self) -> dict[str, Path]:
+        return {n: p for n in NETS if (p := getattr(self, n)) is not None}
+
+
+def find_reference_files(sources: Sequence[Path], epoch: str = "latest") -> ReferenceFiles:
+    """One generator file; two (A -> B, then B -> A); or a reference checkpoint folder.
+
+    In a folder: ``<epoch>_net_G_A.pth`` and ``<epoch>_net_G_B.pth`` with the optional
+    ``<epoch>_net_D_A.pth`` and ``<epoch>_net_D_B.pth``, or a lone ``<epoch>_net_G.pth``.
+    """
+    paths = [Path(s) for s in sources]
+    if len(paths) == 1 and paths[0].is_dir():
+        return _files_in_folder(paths[0], epoch)
+    if not 1 <= len(paths) <= 2:
+        raise GantoolError("give one generator (.pth), two (A->B then B->A), or a folder of "
+                           f"the reference's checkpoints; got {len(paths)} paths")
+    for path in paths:
+        if path.is_dir():
+            raise GantoolError(f"{path} is a folder; give either one folder or .pth files")
+    return ReferenceFiles(*paths)
+
+
+def _files_in_folder(folder: Path, epoch: str) -> ReferenceFiles:
+    found = {n: folder / f"{epoch}_net_{n}.pth" for n in NETS}
+    found = {n: p for n, p in found.items() if p.is_file()}
+    single = folder / f"{epoch}_net_G.pth"
+    if "G_A" not in found and single.is_file():
+        return ReferenceFiles(single)
+    if "G_A" not in found:
+        present = ", ".join(sorted(p.name for p in folder.glob("*.pth"))[:8]) or "none"
+        raise GantoolError(f"{folder} has no {epoch}_net_G_A.pth or {epoch}_net_G.pth "
+                           f"(.pth files there: {present}); pick another with --epoch")
+    return ReferenceFiles(**found)
+
+
+@dataclass
+class ImportedNets:
+    """The tensors of each given network and what they were recognised as."""
+
+    states: dict[str, dict[str, torch.Tensor]]
+    generator: GeneratorArch
+    discriminator: DiscriminatorArch | None
+
+
+def read_reference(files: ReferenceFiles) -> ImportedNets:
+    """Read every given file and check that they make one CycleGAN."""
+    states = {n: read_state_dict(p) for n, p in files.given().items()}
+    gens = {n: detect_generator(states[n], files.given()[n]) for n in ("G_A", "G_B")
+            if n in states}
+    discs = {n: detect_discriminator(states[n], files.given()[n]) for n in ("D_A", "D_B")
+             if n in states}
+    for found in (gens, discs):
+        if len(set(found.values())) > 1:
+            described = "; ".join(f"{n}: {a}" for n, a in found.items())
+            raise GantoolError(f"the two networks differ ({described}); a gantool run has one "
+                               "architecture for both directions")
+    generator = gens["G_A"]
+    if generator.kind == "resnet" and generator.depth < 1:
+        raise GantoolError(f"{files.G_A} is a ResNet generator without residual blocks; "
+                           f"{SUPPORTED}")
+    if generator.kind == "unet" and generator.depth < 5:
+        raise GantoolError(f"{files.G_A} is a U-Net of depth {generator.depth}; gantool's "
+                           "U-Net has at least 5 levels")
+    return ImportedNets(states, generator, next(iter(discs.values()), None))
+
+
+def _model_and_config(nets: ImportedNets, size: int) -> tuple[ModelSpec, CycleGANConfig]:
+    gen, disc = nets.generator, nets.discriminator
+    shared: dict[str, Any] = {"size": size, "ngf": gen.ngf}
+    if disc is not None:
+        shared |= {"ndf": disc.ndf, "d_layers": disc.n_layers}
+    if gen.kind == "unet":
+        multiple = 2**gen.depth
+        config: CycleGANConfig = CycleGANUNetConfig(downs=gen.depth, **shared)
+        name = "cyclegan-unet"
+    else:
+        multiple = 4
+        config = CycleGANConfig(blocks=gen.depth, **shared)
+        name = "cyclegan"
+    if size < 1 or size % multiple:
+        raise GantoolError(f"--size {size}: a {gen.name} generator needs a multiple of "
+                           f"{multiple}")
+    return get_registry().model(name), config
+
+
+def _train_config(spec: ModelSpec, options: ImportOptions) -> TrainConfig:
+    defaults = {k: v for k, v in spec.train_defaults.items()
+                if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+    chosen = {"model": spec.name, "data": options.data, "domain_a": options.domain_a,
+              "domain_b": options.domain_b, "size": options.size}
+    return dataclasses.replace(TrainConfig(), **(defaults | chosen))
+
+
+def _describe_domains(train_cfg: TrainConfig, files: ReferenceFiles) -> dict[str, Any]:
+    """``config.json``'s data section: the real data when given, else the domain names."""
+    if train_cfg.data:
+        return describe_data(open_data(train_cfg, "translation"))
+    names = {"a": train_cfg.domain_a or "A", "b": train_cfg.domain_b or "B"}
+    source = f"imported from {files.G_A.parent}"
+    return {key: {"name": name, "images": 0, "source": source} for key, name in names.items()}
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What the files do not say: domain names, the training size, training data."""
+
+    domain_a: str | None = None
+    domain_b: str | None = None
+    #: The image size the networks were trained at (the reference's published models: 256);
+    #: the runtime resizes frames to it.
+    size: int = 256
+    #: Training data to record, so that ``gantool train --resume RUN`` can fine-tune.
+    data: str | None = None
+
+
+def import_reference(files: ReferenceFiles, run_dir: Path | None = None,
+                     options: ImportOptions = ImportOptions(), log: Log = print) -> Path:
+    """Write a run folder holding the reference's networks; returns the folder."""
+    if (options.domain_a is None) != (options.domain_b is None):
+        raise GantoolError("give both --domain-a and --domain-b, or neither")
+    nets = read_reference(files)
+    spec, model_config = _model_and_config(nets, options.size)
+    train_cfg = _train_config(spec, options)
+    data_section = _describe_domains(train_cfg, files)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec.name)
+    torch.manual_seed(0)  # networks not given are initialised the same way every time
+    model = spec.build(model_config)
+    for name, state in nets.states.items():
+        load_into(model.nets[name], state, files.given()[name])
+    create_run(run_dir, spec, train_cfg, model_config, model, data_section)
+    _log_summary(log, nets, files, run_dir)
+    return run_dir
+
+
+def _log_summary(log: Log, nets: ImportedNets, files: ReferenceFiles, run_dir: Path) -> None:
+    gen, disc = nets.generator, nets.discriminator
+    log(f"Imported {gen.name} (ngf {gen.ngf}) into {run_dir}")
+    for name, path in files.given().items():
+        log(f"  {name}: {path}")
+    if "G_B" not in nets.states:
+        log("  note: no G_B (B->A): it is freshly initialised; use the a2b direction")
+    if disc is None:
+        log("  note: no discriminators: fresh ones will be trained if you resume")
+    elif len([n for n in ("D_A", "D_B") if n in nets.states]) == 1:
+        log("  note: one discriminator given; the other is freshly initialised")
+
+
+def import_to_onnx(files: ReferenceFiles, onnx_path: Path, run_dir: Path | None = None,
+                   options: ImportOptions = ImportOptions(), log: Log = print) -> list[Path]:
+    """Import, then export the imported generator(s) to self-describing ONNX.
+
+    Without ``run_dir`` the run folder is temporary. With G_A alone only ``a2b`` is
+    written (at ``onnx_path``); with both generators, ``-a2b``/``-b2a`` files.
+    """
+    with tempfile.TemporaryDirectory(prefix="gantool-import-") as tmp:
+        run = import_reference(files, run_dir or Path(tmp) / "run", options, log)
+        direction = "both" if files.G_B is not None else "a2b"
+        exporter = get_registry().exporter("onnx")
+        return exporter.export(ExportRequest(run_dir=run, output=Path(onnx_path),
+                                             direction=direction, options={"log": log}))

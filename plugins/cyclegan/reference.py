@@ -1,0 +1,152 @@
+"""Checkpoints of the reference CycleGAN (junyanz/pytorch-CycleGAN-and-pix2pix): reading
+them safely and recognising their networks from the tensors alone.
+
+The reference saves ``net.state_dict()`` as ``<epoch>_net_<name>.pth``. Its key names are
+those of :mod:`.networks` (which reproduces its layer order), with three variations met in
+published files:
+
+- ``module.`` before every key, when the network was wrapped in ``DataParallel``;
+- ``running_mean`` / ``running_var`` (and ``num_batches_tracked``) on InstanceNorm layers,
+  in files saved while its InstanceNorm tracked running statistics; the reference drops them
+  on load, and so do we (instance norm normalises with each image's own statistics);
+- the legacy serialisation format of PyTorch < 1.6 (``torch.load`` reads both).
+
+Files are read with ``torch.load(weights_only=True)``: a file that would run code when
+unpickled is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from translator.errors import GantoolError
+
+SUPPORTED = ("supported: the reference CycleGAN's state dicts with instance norm "
+             "(resnet_6blocks/resnet_9blocks, unet_128/unet_256, PatchGAN discriminators)")
+_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+_RESNET_BLOCK = re.compile(r"^model\.(\d+)\.conv_block\.1\.weight$")
+
+
+@dataclass(frozen=True)
+class GeneratorArch:
+    """A generator recognised from its tensors: ``resnet`` (depth = residual blocks) or
+    ``unet`` (depth = downsamplings)."""
+
+    kind: str
+    ngf: int
+    depth: int
+
+    @property
+    def name(self) -> str:
+        """The reference's ``--netG`` name, e.g. ``resnet_9blocks`` or ``unet_256``."""
+        if self.kind == "unet":
+            return f"unet_{2**self.depth}"
+        return f"resnet_{self.depth}blocks"
+
+
+@dataclass(frozen=True)
+class DiscriminatorArch:
+    """A PatchGAN recognised from its tensors (``n_layers`` strided convs; 3: 70x70)."""
+
+    ndf: int
+    n_layers: int
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.pth`` state dict, loaded without running code from the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise GantoolError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling and archive errors come in many types
+        raise GantoolError(_load_failure(path, exc)) from None
+    if not isinstance(obj, dict) or not obj:
+        raise GantoolError(f"{path} holds a {type(obj).__name__}, not a state dict; {SUPPORTED}")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        keys = ", ".join(str(k) for k in list(obj)[:4])
+        raise GantoolError(f"{path} is a dict but not a state dict of tensors (keys: {keys}); "
+                           f"{SUPPORTED}")
+    return clean_state_dict(obj, path)
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if "Unsupported global" in text or "Weights only load failed" in text:
+        return (f"{path} is a pickled Python object (e.g. a whole model saved with "
+                f"torch.save(model)), not a state dict; gantool never runs code from a file: "
+                f"save net.state_dict() instead ({SUPPORTED})")
+    return (f"{path} is truncated or not a PyTorch checkpoint "
+            f"({type(exc).__name__}: {first.split('. ')[0][:200]})")
+
+
+def clean_state_dict(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """Without the ``module.`` prefix and the legacy InstanceNorm running statistics.
+
+    A norm layer with running statistics *and* a weight is batch norm (pix2pix), which our
+    networks do not have: refused with a message that says so.
+    """
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    clean = {}
+    for key, value in state.items():
+        layer, _, leaf = key.rpartition(".")
+        if leaf in _NORM_BUFFERS:
+            if f"{layer}.weight" in state:
+                raise GantoolError(
+                    f"{path} has batch-norm layers ({layer}): a pix2pix-style network "
+                    f"(--norm batch), not a CycleGAN one; {SUPPORTED}")
+            continue
+        clean[key] = value
+    return clean
+
+
+def _conv_weights(state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    return [(k, v) for k, v in state.items() if k.endswith(".weight") and v.dim() == 4]
+
+
+def _check_rgb(path: Path, channels: int, what: str) -> None:
+    if channels != 3:
+        raise GantoolError(f"{path}: the network's {what} has {channels} channels; gantool "
+                           "runs RGB models (3)")
+
+
+def detect_generator(state: dict[str, torch.Tensor], path: Path) -> GeneratorArch:
+    """ResNet (blocks, ngf) or U-Net (depth, ngf), from key names and shapes."""
+    if "model.1.weight" in state and state["model.1.weight"].dim() == 4:
+        first = state["model.1.weight"]
+        blocks = [k for k in state if _RESNET_BLOCK.match(k)]
+        _check_rgb(path, first.shape[1], "input")
+        return GeneratorArch("resnet", int(first.shape[0]), len(blocks))
+    if "model.model.0.weight" in state:
+        first = state["model.model.0.weight"]
+        _check_rgb(path, first.shape[1], "input")
+        # Every U-Net level has one down and one up convolution.
+        depth = len(_conv_weights(state)) // 2
+        return GeneratorArch("unet", int(first.shape[0]), depth)
+    if _is_patchgan(state):
+        raise GantoolError(f"{path} is a PatchGAN discriminator, not a generator; give it "
+                           "with its generators in a folder (<epoch>_net_D_A.pth)")
+    raise GantoolError(f"{path} is a state dict, but not of a CycleGAN generator (first keys: "
+                       f"{', '.join(list(state)[:3])}); {SUPPORTED}")
+
+
+def detect_discriminator(state: dict[str, torch.Tensor], path: Path) -> DiscriminatorArch:
+    """A PatchGAN's ndf and strided layers, from its convolutions."""
+    if not _is_patchgan(state):
+        raise GantoolError(f"{path} is a state dict, but not of a PatchGAN discriminator "
+                           f"(first keys: {', '.join(list(state)[:3])}); {SUPPORTED}")
+    _check_rgb(path, state["model.0.weight"].shape[1], "input")
+    # First conv, n_layers - 1 strided ones, one stride-1 conv, the output conv.
+    return DiscriminatorArch(int(state["model.0.weight"].shape[0]), len(_conv_weights(state)) - 2)
+
+
+def _is_patchgan(state: dict[str, torch.Tensor]) -> bool:
+    convs = _conv_weights(state)
+    return "model.0.weight" in state and len(convs) >= 3 and convs[-1][1].shape[0] == 1
+
