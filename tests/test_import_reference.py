@@ -313,6 +313,7 @@ def test_one_step_from_pth_to_onnx(cli, tmp_path):
                  "--domain-b", "monet", "--size", "32")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["monet.onnx", "style_monet.pth"]
+    assert "Imported resnet_9blocks (ngf 8)\n" in result.output  # no temporary folder named
     model = ModelSession(onnx_file, provider="cpu", log=lambda _: None)
     assert (model.info.domain_from, model.info.domain_to) == ("photo", "monet")
     x = input_for("resnet_9blocks").numpy()

@@ -166,6 +166,13 @@ class ImportOptions:
 def import_reference(files: ReferenceFiles, run_dir: Path | None = None,
                      options: ImportOptions = ImportOptions(), log: Log = print) -> Path:
     """Write a run folder holding the reference's networks; returns the folder."""
+    run_dir, nets = _write_run(files, run_dir, options)
+    _log_summary(log, nets, files, run_dir)
+    return run_dir
+
+
+def _write_run(files: ReferenceFiles, run_dir: Path | None,
+               options: ImportOptions) -> tuple[Path, ImportedNets]:
     if (options.domain_a is None) != (options.domain_b is None):
         raise GantoolError("give both --domain-a and --domain-b, or neither")
     nets = read_reference(files)
@@ -178,15 +185,18 @@ def import_reference(files: ReferenceFiles, run_dir: Path | None = None,
     for name, state in nets.states.items():
         load_into(model.nets[name], state, files.given()[name])
     create_run(run_dir, spec, train_cfg, model_config, model, data_section)
-    _log_summary(log, nets, files, run_dir)
-    return run_dir
+    return run_dir, nets
 
 
-def _log_summary(log: Log, nets: ImportedNets, files: ReferenceFiles, run_dir: Path) -> None:
+def _log_summary(log: Log, nets: ImportedNets, files: ReferenceFiles,
+                 run_dir: Path | None) -> None:
+    """What was read, and (for a kept run folder) what was not given."""
     gen, disc = nets.generator, nets.discriminator
-    log(f"Imported {gen.name} (ngf {gen.ngf}) into {run_dir}")
+    log(f"Imported {gen.name} (ngf {gen.ngf})" + (f" into {run_dir}" if run_dir else ""))
     for name, path in files.given().items():
         log(f"  {name}: {path}")
+    if run_dir is None:
+        return
     if "G_B" not in nets.states:
         log("  note: no G_B (B->A): it is freshly initialised; use the a2b direction")
     if disc is None:
@@ -203,7 +213,8 @@ def import_to_onnx(files: ReferenceFiles, onnx_path: Path, run_dir: Path | None 
     written (at ``onnx_path``); with both generators, ``-a2b``/``-b2a`` files.
     """
     with tempfile.TemporaryDirectory(prefix="gantool-import-") as tmp:
-        run = import_reference(files, run_dir or Path(tmp) / "run", options, log)
+        run, nets = _write_run(files, run_dir or Path(tmp) / "run", options)
+        _log_summary(log, nets, files, run_dir)
         direction = "both" if files.G_B is not None else "a2b"
         exporter = get_registry().exporter("onnx")
         return exporter.export(ExportRequest(run_dir=run, output=Path(onnx_path),
