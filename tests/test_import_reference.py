@@ -92,7 +92,8 @@ def unet_forward(s: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return F.conv_transpose2d(x, s[f"{key}.weight"], s[f"{key}.bias"], stride=2, padding=1)
 
     def level(x, p):
-        # The reference's in-place LeakyReLU also changes the skip connection's tensor.
+        # The reference's LeakyReLU is in-place, so its skip carries leaky_relu(x); the
+        # ReLU after the concatenation makes that the same as x.
         x = F.leaky_relu(x, 0.2)
         if f"{p}3.weight" in s:  # innermost: down, up, norm
             y = _inorm(up(F.relu(down(x, f"{p}1")), f"{p}3"))
@@ -399,3 +400,15 @@ def test_a_pickle_that_runs_code_is_refused_and_runs_nothing(cli, tmp_path):
     assert result.exit_code == 1 and "never runs code from a file" in result.output
     assert not marker.exists()
     assert not (tmp_path / "run").exists()
+
+
+def test_the_command_comes_from_the_plugin_and_its_help_skips_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom translator.cli import main\n"
+            "try:\n    main(['import', 'reference', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "weights_only=True" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "False"
