@@ -146,7 +146,7 @@ def _describe_domains(train_cfg: TrainConfig, files: ReferenceFiles) -> dict[str
     if train_cfg.data:
         return describe_data(open_data(train_cfg, "translation"))
     names = {"a": train_cfg.domain_a or "A", "b": train_cfg.domain_b or "B"}
-    source = f"imported from {files.G_A.parent}"
+    source = f"imported from {files.G_A}"
     return {key: {"name": name, "images": 0, "source": source} for key, name in names.items()}
 
 
@@ -192,7 +192,7 @@ def _log_summary(log: Log, nets: ImportedNets, files: ReferenceFiles,
                  run_dir: Path | None) -> None:
     """What was read, and (for a kept run folder) what was not given."""
     gen, disc = nets.generator, nets.discriminator
-    log(f"Imported {gen.name} (ngf {gen.ngf})" + (f" into {run_dir}" if run_dir else ""))
+    log(f"Imported {gen}" + (f" into {run_dir}" if run_dir else ""))
     for name, path in files.given().items():
         log(f"  {name}: {path}")
     if run_dir is None:

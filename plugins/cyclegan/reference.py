@@ -47,6 +47,9 @@ class GeneratorArch:
             return f"unet_{2**self.depth}"
         return f"resnet_{self.depth}blocks"
 
+    def __str__(self) -> str:
+        return f"{self.name} (ngf {self.ngf})"
+
 
 @dataclass(frozen=True)
 class DiscriminatorArch:
@@ -54,6 +57,9 @@ class DiscriminatorArch:
 
     ndf: int
     n_layers: int
+
+    def __str__(self) -> str:
+        return f"PatchGAN with {self.n_layers} strided layers (ndf {self.ndf})"
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
