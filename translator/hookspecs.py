@@ -61,7 +61,9 @@ def register_face_detectors(register):
 def register_commands(cli):
     """Add commands to the ``gantool`` CLI.
 
-    :param cli: the root :class:`click.Group`; call ``cli.command()`` or
-        ``cli.add_command(...)``. Keep heavy imports inside the command functions so that
+    :param cli: a :class:`click.Group` for this plugin; call ``cli.command()`` or
+        ``cli.add_command(...)``. Its commands join ``gantool``'s once the hook returns. A
+        name that a core command (or an earlier plugin) has is refused and reported by
+        ``gantool plugins``. Keep heavy imports inside the command functions so that
         ``gantool --help`` stays fast.
     """
