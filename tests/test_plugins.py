@@ -7,6 +7,7 @@ import subprocess
 import sys
 import types
 
+import export_helpers
 import pytest
 
 import translator
@@ -14,6 +15,7 @@ from translator.errors import GantoolError
 from translator.registry import Registry, get_registry, list_models
 
 BUILTIN_MODELS = {"dcgan", "wgan", "wgan-gp"}
+export_runs = export_helpers.export_runs
 
 
 def test_builtin_plugins_load_through_the_entry_point_group():
@@ -282,3 +284,46 @@ def test_the_manager_does_not_import_the_registry():
     code = "import sys, translator.manager; print('translator.registry' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- size_multiple: declared by translation generators, checked by the exporter -------------
+def test_a_translation_generator_must_state_its_size_multiple():
+    from torch import nn
+
+    from translator.gan import ExportableGenerator
+
+    with pytest.raises(GantoolError, match="needs size_multiple"):
+        ExportableGenerator(nn.Identity(), "translation")
+    assert ExportableGenerator(nn.Identity(), "generation", latent_dim=4).size_multiple == 1
+
+
+def test_a_wrong_size_multiple_is_found_and_the_right_one_named():
+    from translator.plugins.cyclegan.networks import ResnetGenerator
+
+    from translator.gan import ExportableGenerator
+
+    net = ResnetGenerator(3, 3, ngf=4, n_blocks=1)  # two stride-2 steps: needs multiples of 4
+    ExportableGenerator(net, "translation", size_multiple=4).check_size_multiple(32)
+    with pytest.raises(GantoolError, match=r"multiples of its size_multiple 2; it works at multiples "
+                                           r"of 4: declare ExportableGenerator\(size_multiple=4\)"):
+        ExportableGenerator(net, "translation", size_multiple=2).check_size_multiple(32)
+
+
+def test_export_refuses_a_generator_whose_size_multiple_is_wrong(export_runs, monkeypatch, tmp_path):
+    import dataclasses
+
+    from translator.plugins.cyclegan.model import CycleGAN
+
+    from translator.specs import ExportRequest
+
+    run = export_runs("cyclegan")
+    declared = CycleGAN.generators
+
+    def understated(self):
+        return {k: dataclasses.replace(g, size_multiple=1) for k, g in declared(self).items()}
+
+    monkeypatch.setattr(CycleGAN, "generators", understated)
+    exporter = get_registry().exporter("onnx")
+    with pytest.raises(GantoolError, match="it works at multiples of 4"):
+        exporter.export(ExportRequest(run, output=tmp_path / "out", options={"log": None}))
+    assert not (tmp_path / "out").exists()
