@@ -53,11 +53,12 @@ class ExportableGenerator:
         h, w = (size, size) if isinstance(size, int) else size
         return torch.rand(batch, 3, h, w) * 2 - 1
 
-    def check_size_multiple(self, side: int, largest: int = 1024) -> None:
+    def check_size_multiple(self, side: int, label: str | None = None, largest: int = 1024) -> None:
         """Raise a :class:`GantoolError` unless the module keeps the shape of an input whose
         sides are multiples of ``size_multiple`` near ``side`` pixels (one an odd multiple,
         so a network that needs twice the stated multiple fails here, not in the runtime).
-        The message names the multiple that does work, found by trying larger ones."""
+        The message names the multiple that does work, found by trying larger ones, and
+        starts with ``label`` (e.g. the model and direction)."""
         if self.kind != "translation":
             return
         declared = int(self.size_multiple or 1)
@@ -67,7 +68,7 @@ class ExportableGenerator:
                       if self._keeps_shape(m, side)), None)
         hint = (f"it works at multiples of {works}: declare ExportableGenerator(size_multiple={works})"
                 if works else f"no multiple up to {largest} worked")
-        raise GantoolError(f"{type(self.module).__name__} does not keep the size of inputs whose "
+        raise GantoolError(f"{label or type(self.module).__name__} does not keep the size of inputs whose "
                            f"sides are multiples of its size_multiple {declared}; {hint}")
 
     def _keeps_shape(self, multiple: int, side: int) -> bool:
