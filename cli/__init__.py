@@ -1,5 +1,9 @@
 """The ``gantool`` command line: parses, calls library functions, prints.
 
+This folder, ``cli/``, is the package ``translator.cli``: ``pyproject.toml`` maps the folder
+to that name (``[tool.setuptools] package-dir``), so ``translator.cli.train`` is
+``cli/train.py``. ``python -m translator.cli`` runs the same app as ``gantool``.
+
 Every command module keeps heavy imports (torch, onnxruntime, cv2) inside its functions so
 that ``gantool --help`` stays fast.
 """
