@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -327,3 +328,23 @@ def test_export_refuses_a_generator_whose_size_multiple_is_wrong(export_runs, mo
     with pytest.raises(GantoolError, match="it works at multiples of 4"):
         exporter.export(ExportRequest(run, output=tmp_path / "out", options={"log": None}))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_plugin_that_breaks_in_a_later_hook_keeps_nothing(fresh_plugins):
+    spec = get_registry().models["dcgan"]
+
+    class HalfBroken:
+        @staticmethod
+        @translator.hookimpl
+        def register_models(register):
+            register(dataclasses.replace(spec, name="half-gan"))
+
+        @staticmethod
+        @translator.hookimpl
+        def register_exporters(register):
+            raise RuntimeError("no exporter today")
+
+    fresh_plugins.add_plugin(HalfBroken, "half")
+    registry = Registry(fresh_plugins)
+    assert "half-gan" not in registry.models
+    assert fresh_plugins.info["half"].broken and fresh_plugins.info["half"].registered == []

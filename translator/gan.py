@@ -32,13 +32,14 @@ class ExportableGenerator:
     module: nn.Module
     kind: str
     latent_dim: int | None = None
-    size_multiple: int | None = None
+    #: 0 means "not stated": fine for generation (it becomes 1), an error for translation.
+    size_multiple: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind == "generation" and self.size_multiple is None:
+        if self.kind == "generation" and self.size_multiple == 0:
             self.size_multiple = 1
-        if self.size_multiple is None:
+        if self.size_multiple == 0:
             raise GantoolError(
                 f"ExportableGenerator(kind='translation') for {type(self.module).__name__} needs "
                 "size_multiple: what height and width must be divisible by (e.g. 4 for two "
@@ -61,7 +62,7 @@ class ExportableGenerator:
         starts with ``label`` (e.g. the model and direction)."""
         if self.kind != "translation":
             return
-        declared = int(self.size_multiple or 1)
+        declared = self.size_multiple
         if self._keeps_shape(declared, side):
             return
         works = next((m for m in _powers_of_two_above(declared, largest)

@@ -45,6 +45,7 @@ class Registry:
         }
         for hook_name, table in tables.items():
             self._collect(hook_name, table)
+        self._drop_broken(tables.values())
 
     def _collect(self, hook_name: str, table: dict[str, Any]) -> None:
         spec_type, word = HOOKS[hook_name]
@@ -73,6 +74,16 @@ class Registry:
                 table[spec.name] = dataclasses.replace(spec, plugin=plugin_name)
                 if info is not None:
                     info.registered.append(f"{word} {spec.name}")
+
+    def _drop_broken(self, tables) -> None:
+        """A plugin that broke in a later hook keeps nothing it registered in an earlier one:
+        a broken plugin is never half used."""
+        broken = {name for name, info in self.pm.info.items() if info.broken}
+        for table in tables:
+            for name in [n for n, spec in table.items() if spec.plugin in broken]:
+                del table[name]
+        for name in broken:
+            self.pm.info[name].registered.clear()
 
     def _describe_plugin(self, name: str) -> str:
         return f"built-in plugin '{name}'" if self.pm.is_builtin(name) else f"plugin '{name}'"

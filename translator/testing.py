@@ -5,7 +5,7 @@
     from translator.testing import check_model
 
     def test_my_gan_keeps_the_gantool_contract(tmp_path):
-        check_model("my-gan", tmp_path)
+        check_model("my-gan", tmp_path)   # or check_model("my-gan"): a temporary folder
 
 :func:`check_model` builds the registered model at a tiny size, trains it two steps on the
 CPU, checks that a run stopped after one step and resumed ends bit-for-bit where an
@@ -24,6 +24,7 @@ import contextlib
 import csv
 import dataclasses
 import math
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,15 +70,19 @@ def small_config(spec: ModelSpec, size: int, options: dict[str, Any] | None = No
     return spec.config(**values)
 
 
-def check_model(name: str, workdir: str | Path, *, size: int = 32, data: str = "demo",
-                domains: tuple[str, str] | None = None,
+def check_model(name: str, workdir: str | Path | None = None, *, size: int = 32,
+                data: str = "demo", domains: tuple[str, str] | None = None,
                 options: dict[str, Any] | None = None) -> ContractReport:
     """Check the registered model ``name`` end to end; see the module docstring.
 
-    ``workdir`` receives the runs and exported files. ``data`` (a built-in set or a
-    folder) and ``domains`` (``--domain-a``/``--domain-b``) choose the training images;
-    ``options`` overrides fields of the model's config (after :data:`SMALL_OPTIONS`).
+    ``workdir`` receives the runs and exported files (without it, a temporary folder that
+    is removed afterwards). ``data`` (a built-in set or a folder) and ``domains``
+    (``--domain-a``/``--domain-b``) choose the training images; ``options`` overrides
+    fields of the model's config (after :data:`SMALL_OPTIONS`).
     """
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix=f"gantool-check-{name}-") as tmp:
+            return check_model(name, tmp, size=size, data=data, domains=domains, options=options)
     workdir = Path(workdir)
     spec = get_registry().model(name)
     _check_spec(spec)
