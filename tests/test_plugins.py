@@ -249,7 +249,7 @@ def test_a_failing_register_commands_adds_none_of_its_commands(fresh_plugins):
 
 def test_trace_switch_prints_the_register_hooks_and_their_plugins():
     env = {**os.environ, "GANTOOL_TRACE_PLUGINS": "1"}
-    out = subprocess.run([sys.executable, "-m", "translator.cli", "models"], env=env,
+    out = subprocess.run([sys.executable, "-m", "translator.cli", "plugins"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "register_models(register) -> cyclegan" in out.stderr
