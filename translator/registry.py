@@ -127,11 +127,6 @@ def get_registry() -> Registry:
     return _registry
 
 
-def reset_registry() -> None:
-    global _registry
-    _registry = None
-
-
 def lookup_model(name: str) -> ModelSpec:
     return get_registry().model(name)
 
