@@ -1,5 +1,9 @@
 """The ``gantool`` command line: parses, calls library functions, prints.
 
+This folder, ``cli/``, is the package ``translator.cli``: ``pyproject.toml`` maps the folder
+to that name (``[tool.setuptools] package-dir``), so ``translator.cli.train`` is
+``cli/train.py``. ``python -m translator.cli`` runs the same app as ``gantool``.
+
 Every command module keeps heavy imports (torch, onnxruntime, cv2) inside its functions so
 that ``gantool --help`` stays fast.
 """
@@ -7,6 +11,7 @@ that ``gantool --help`` stays fast.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -53,18 +58,45 @@ def _add_builtin_commands() -> None:
 _add_builtin_commands()
 
 
-def _add_plugin_commands() -> None:
+_commands_added: dict[int, list[Any]] = {}
+
+
+def add_plugin_commands(group: click.Group, pm: Any = None) -> None:
+    """Let each plugin's ``register_commands`` add commands to ``group``.
+
+    Each plugin adds to a group of its own, whose commands join ``group`` only when its
+    hook succeeded. A name that is taken (a core command, or one an earlier plugin added)
+    is refused and reported by ``gantool plugins``; the plugin's other commands stay.
+    """
     from translator.manager import get_plugin_manager
 
-    pm = get_plugin_manager()
-    for impl in pm.hook.register_commands.get_hookimpls():
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:
-            pm.mark_broken(impl.plugin_name, f"register_commands: {type(exc).__name__}: {exc}")
+    pm = pm if pm is not None else get_plugin_manager()
+    if pm in _commands_added.get(id(group), []):
+        return  # main() called again in one process: the commands are already there
+    _commands_added.setdefault(id(group), []).append(pm)
+    owners = dict.fromkeys(group.commands, "gantool")
+    staging: dict[str, click.Group] = {}
+
+    def kwargs_for(plugin_name: str) -> dict[str, Any]:
+        staging[plugin_name] = click.Group(group.name)
+        return {"cli": staging[plugin_name]}
+
+    for plugin_name, _ in pm.call_each("register_commands", kwargs_for):
+        info = pm.info.get(plugin_name)
+        for name, command in staging[plugin_name].commands.items():
+            owner = owners.get(name)
+            if owner is not None:
+                who = "a core command" if owner == "gantool" else f"plugin '{owner}'s command"
+                if info is not None:
+                    info.refused.append(f"command '{name}': clashes with {who}")
+                continue
+            group.add_command(command, name)
+            owners[name] = plugin_name
+            if info is not None:
+                info.registered.append(f"command {name}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    _add_plugin_commands()
+    add_plugin_commands(cli)
     cli.main(args=argv, prog_name="gantool")

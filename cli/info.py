@@ -7,20 +7,37 @@ import click
 
 @click.command("plugins")
 def plugins_command() -> None:
-    """List installed plugins, what each registered, and why any is broken."""
+    """List installed plugins, what each registered (models, data sets, exporters, face
+    detectors, commands), and why any is broken or had a registration refused.
+
+    Exits with status 1 when any plugin is broken or refused, so a plugin's CI can run it.
+    """
     from translator.registry import get_registry
 
     registry = get_registry()
+    problems = 0
     for info in sorted(registry.pm.info.values(), key=lambda i: i.name):
         version = f" {info.version}" if info.version else ""
-        status = click.style("BROKEN", fg="red") if info.broken else click.style("ok", fg="green")
-        click.echo(f"{info.name}{version} ({info.module}) [{status}]")
+        if info.broken:
+            status = click.style("BROKEN", fg="red")
+        elif info.refused:
+            status = click.style("REFUSED", fg="yellow")
+        else:
+            status = click.style("ok", fg="green")
+        kind = ", built-in" if info.builtin else ""
+        click.echo(f"{info.name}{version} ({info.module}{kind}) [{status}]")
         if info.broken:
             click.echo(f"    error: {info.error}")
+        for refusal in info.refused:
+            click.echo(f"    refused: {refusal}")
         if info.registered:
             click.echo(f"    registers: {', '.join(info.registered)}")
         if info.hooks:
             click.echo(f"    hooks: {', '.join(info.hooks)}")
+        problems += not info.healthy
+    if problems:
+        click.echo(f"{problems} plugin(s) with problems", err=True)
+        raise SystemExit(1)
 
 
 @click.command("models")

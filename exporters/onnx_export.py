@@ -431,6 +431,7 @@ def prepare(request: ExportRequest, opts: OnnxOptions) -> list[ExportedFile]:
             hint = f"{lower} or {upper}" if lower > 0 else str(upper)
             raise GantoolError(f"--static-size {s}: {rc.spec.name}'s generator needs height and "
                                f"width divisible by {m} (e.g. {hint})")
+        gen.check_size_multiple(opts.static_size or train_size, f"{rc.spec.name} {name} generator")
         io_names = ("latent", "image") if gen.kind == "generation" else ("image", "translated")
         example = trace_input(gen, train_size, opts.static_size)
         proto, _plan = export_module(gen, example, opts.opset, opts.static_size, *io_names)

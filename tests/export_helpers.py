@@ -7,16 +7,12 @@ its run folder.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 SIZE = 32
-#: Small widths and depths for any config field of these names; other fields keep their
-#: defaults, so a third-party model's config needs nothing special here.
-SMALL = {"ngf": 8, "ndf": 8, "blocks": 1, "d_layers": 2, "latent_dim": 16}
 
 
 def model_names() -> list[str]:
@@ -27,11 +23,10 @@ def model_names() -> list[str]:
 
 
 def small_config(spec) -> object:
-    fields = {f.name for f in dataclasses.fields(spec.config)}
-    values = {k: v for k, v in SMALL.items() if k in fields}
-    if "size" in fields:
-        values["size"] = SIZE
-    return spec.config(**values)
+    """Small widths and depths where the config has such fields (see translator.testing)."""
+    from translator.testing import small_config as shrink
+
+    return shrink(spec, SIZE)
 
 
 def train_run(name: str, out: Path) -> Path:

@@ -1,5 +1,10 @@
 """gantool's core: plugin hooks, registries, data, the training loop, checkpoints, runtime.
 
+The folder ``translator/`` is this package; three sibling folders are its subpackages under
+other names (``pyproject.toml``, ``[tool.setuptools] package-dir``): ``plugins/`` is
+``translator.plugins`` (built-in plugins), ``exporters/`` is ``translator.exporters`` and
+``cli/`` is ``translator.cli``. So ``translator.plugins.cyclegan`` is ``plugins/cyclegan/``.
+
 Plugin authors need only this module's names::
 
     import translator

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .errors import GantoolError
+
 
 @dataclass
 class ExportableGenerator:
@@ -22,20 +24,74 @@ class ExportableGenerator:
 
     ``kind`` is ``"translation"`` (input ``[N, 3, H, W]`` in [-1, 1]) or ``"generation"``
     (input ``[N, latent_dim]``). ``size_multiple`` is what height and width must be
-    divisible by (translation). ``metadata`` is merged into exported files.
+    divisible by; translation generators must state it (a wrong value would let the
+    runtime feed sizes the network cannot take), and exporters check it with
+    :meth:`check_size_multiple`. ``metadata`` is merged into exported files.
     """
 
     module: nn.Module
     kind: str
     latent_dim: int | None = None
-    size_multiple: int = 1
+    #: 0 means "not stated": fine for generation (it becomes 1), an error for translation.
+    size_multiple: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind == "generation" and self.size_multiple == 0:
+            self.size_multiple = 1
+        if self.size_multiple == 0:
+            raise GantoolError(
+                f"ExportableGenerator(kind='translation') for {type(self.module).__name__} needs "
+                "size_multiple: what height and width must be divisible by (e.g. 4 for two "
+                "stride-2 downsamplings)")
+        if not isinstance(self.size_multiple, int) or self.size_multiple < 1:
+            raise GantoolError(f"ExportableGenerator size_multiple must be a positive int, "
+                               f"not {self.size_multiple!r}")
 
     def example_input(self, batch: int, size: int | tuple[int, int]) -> torch.Tensor:
         if self.kind == "generation":
             return torch.randn(batch, self.latent_dim or 1)
         h, w = (size, size) if isinstance(size, int) else size
         return torch.rand(batch, 3, h, w) * 2 - 1
+
+    def check_size_multiple(self, side: int, label: str | None = None, largest: int = 1024) -> None:
+        """Raise a :class:`GantoolError` unless the module keeps the shape of an input whose
+        sides are multiples of ``size_multiple`` near ``side`` pixels (one an odd multiple,
+        so a network that needs twice the stated multiple fails here, not in the runtime).
+        The message names the multiple that does work, found by trying larger ones, and
+        starts with ``label`` (e.g. the model and direction)."""
+        if self.kind != "translation":
+            return
+        declared = self.size_multiple
+        if self._keeps_shape(declared, side):
+            return
+        works = next((m for m in _powers_of_two_above(declared, largest)
+                      if self._keeps_shape(m, side)), None)
+        hint = (f"it works at multiples of {works}: declare ExportableGenerator(size_multiple={works})"
+                if works else f"no multiple up to {largest} worked")
+        raise GantoolError(f"{label or type(self.module).__name__} does not keep the size of inputs whose "
+                           f"sides are multiples of its size_multiple {declared}; {hint}")
+
+    def _keeps_shape(self, multiple: int, side: int) -> bool:
+        a = max(2, -(-side // multiple))
+        x = self.example_input(1, (multiple * a, multiple * (a + 1)))
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                out = self.module(x)
+        except Exception:  # a shape the network cannot take raises (e.g. a U-Net's concat)
+            return False
+        finally:
+            self.module.train(was_training)
+        return tuple(out.shape) == tuple(x.shape)
+
+
+def _powers_of_two_above(value: int, largest: int) -> Iterator[int]:
+    m = value * 2
+    while m <= largest:
+        yield m
+        m *= 2
 
 
 class StepContext:

@@ -4,7 +4,10 @@ Every hook that adds things takes a ``register`` callable, so one plugin can add
 things and a hook's signature never has to change when a spec grows. Implement a hook with
 ``@translator.hookimpl`` in a module listed under the ``gantool`` entry-point group.
 Hooks are called with keyword arguments; an implementation may accept fewer arguments
-than the spec names.
+than the spec names. Each implementation is called on its own, built-in plugins first: a
+name that is already taken is refused for the later registrant only, and a plugin whose
+hook raises is shown broken by ``gantool plugins``. ``docs/plugins.md`` is the guide; its
+hook table is checked against this file.
 """
 
 from __future__ import annotations
@@ -61,7 +64,9 @@ def register_face_detectors(register):
 def register_commands(cli):
     """Add commands to the ``gantool`` CLI.
 
-    :param cli: the root :class:`click.Group`; call ``cli.command()`` or
-        ``cli.add_command(...)``. Keep heavy imports inside the command functions so that
+    :param cli: a :class:`click.Group` for this plugin; call ``cli.command()`` or
+        ``cli.add_command(...)``. Its commands join ``gantool``'s once the hook returns. A
+        name that a core command (or an earlier plugin) has is refused and reported by
+        ``gantool plugins``. Keep heavy imports inside the command functions so that
         ``gantool --help`` stays fast.
     """
