@@ -119,9 +119,9 @@ def input_for(name: str, seed: int = 1) -> torch.Tensor:
 @pytest.fixture
 def cli(run_cli):
     """``run_cli`` with plugin commands added, as ``gantool`` itself does."""
-    from translator.cli import _add_plugin_commands
+    from translator.cli import add_plugin_commands, cli
 
-    _add_plugin_commands()
+    add_plugin_commands(cli)
     return run_cli
 
 

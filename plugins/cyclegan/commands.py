@@ -61,9 +61,7 @@ def reference_command(sources: tuple[Path, ...], run_dir: Path | None, onnx_path
 
 
 def add_commands(cli: click.Group) -> None:
-    """``reference`` under an ``import`` group, made here unless another plugin made it."""
-    group = cli.commands.get("import")
-    if not isinstance(group, click.Group):
-        group = click.Group("import", help="Bring models made elsewhere into gantool.")
-        cli.add_command(group)
+    """``gantool import reference``: an ``import`` group of this plugin's own."""
+    group = click.Group("import", help="Bring models made elsewhere into gantool.")
     group.add_command(reference_command)
+    cli.add_command(group)
