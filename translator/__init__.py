@@ -21,6 +21,7 @@ from .specs import (
     ExporterSpec,
     ExportRequest,
     FaceDetectorSpec,
+    FigureSpec,
     ModelSpec,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "ExportRequest",
     "ExporterSpec",
     "FaceDetectorSpec",
+    "FigureSpec",
     "GantoolError",
     "ModelSpec",
     "PluginError",
