@@ -261,3 +261,21 @@ def test_digit_reading_reads_real_digits_as_the_target_and_noise_as_no_digit():
     noise = DigitReading(column)
     noise.update(EvalBatch(column, sixes, torch.rand_like(nines) * 2 - 1, sixes))
     assert noise.result()["not a digit"] > 0.9 and noise.result()["read as target"] < 0.5
+
+
+def test_data_without_a_test_split_uses_every_tenth_training_image(scale_plugin, run_cli,
+                                                                    tmp_path):
+    rng = np.random.default_rng(0)
+    for domain in ("day", "night"):
+        (tmp_path / "data" / domain).mkdir(parents=True)
+        for i in range(23):
+            pixels = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / domain / f"{i:02d}.png")
+    run = _train(tmp_path / "run", "scale", 1, ScaleConfig(scale=0.5), data=str(tmp_path / "data"),
+                 domain_a="day", domain_b="night")
+    result = run_cli("evaluate", run, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "has no test split: every 10th training image (seen in training)" in result.output
+    data = _figures(run / "eval" / "step-0000001" / "figures.json")
+    assert [c["images"] for c in data["columns"].values()] == [3, 3]  # images 0, 10 and 20
+    assert "no test split" in data["images_from"]

@@ -380,7 +380,7 @@ def evaluate_run(
     evaluation = Evaluation(run_dir, rc.spec.name, step, rc.spec.kind, where, result.columns,
                             result.images, result.figures,
                             Path(out) if out else run_dir / "eval" / step_dir_name(step),
-                            result.notes)
+                            list(dict.fromkeys(result.notes)))
     evaluation.out_dir.mkdir(parents=True, exist_ok=True)
     save_grid(to_uint8(torch.stack(result.grid)), result.nrow, evaluation.grid)
     write_text_atomic(evaluation.json_path, json.dumps(evaluation.to_json(), indent=2) + "\n")
