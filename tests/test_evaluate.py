@@ -219,7 +219,7 @@ def _demo_test_images(key: str, count: int) -> torch.Tensor:
     return to_tensor([resize_square(lst.load(i), 32) for i in range(count)])
 
 
-@pytest.mark.parametrize("scale", [1.0, -1.0, 0.5])
+@pytest.mark.parametrize("scale", [-1.0, 0.5])
 def test_l1_figures_are_exact_for_a_model_we_can_compute(scale_plugin, tmp_path, scale):
     run = _train(tmp_path / "scale", "scale", 1, ScaleConfig(scale=scale), data="demo")
     result = evaluate_run(run, max_images=10, batch_size=4, progress=False)

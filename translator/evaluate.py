@@ -248,12 +248,13 @@ def _batches(images: ImageList, size: int, batch_size: int,
 
 
 # -- the two kinds of run --------------------------------------------------------------------
-def _need(gens: dict[str, ExportableGenerator], names: tuple[str, ...], rc: RunConfig):
+def _need(gens: dict[str, ExportableGenerator], names: tuple[str, ...],
+          rc: RunConfig) -> list[ExportableGenerator]:
     missing = [n for n in names if n not in gens]
     if missing:
         raise GantoolError(f"model '{rc.spec.name}' has no generator(s) {', '.join(missing)}; "
                            "evaluate needs them")
-    return [gens[n].module for n in names]
+    return [gens[n] for n in names]
 
 
 @dataclass
@@ -270,41 +271,44 @@ class _Pass:
 
 def _translation_pass(model, rc: RunConfig, domains: dict[str, ImageList], device: torch.device,
                       batch_size: int, bar: tqdm) -> _Pass:
-    a2b, b2a = _need(model.generators(), ("a2b", "b2a"), rc)
-    names = {k: lst.name for k, lst in domains.items()}
+    a2b, b2a = (g.module for g in _need(model.generators(), ("a2b", "b2a"), rc))
     result = _Pass(nrow=6)
-    triples: dict[str, list[torch.Tensor]] = {}
+    triples = {}
     for direction, forward, back, src, dst in (("a2b", a2b, b2a, "a", "b"),
                                                ("b2a", b2a, a2b, "b", "a")):
-        column = Column(direction, "translation", names[src], names[dst])
-        cycle, identity = MeanFigure(_cycle_l1), MeanFigure(_identity_l1)
-        figures = _plugin_figures(rc, column, result.notes)
-        rows = triples[direction] = []
-        count = 0
-        for real in _batches(domains[src], rc.train.size, batch_size, result.notes):
-            real = real.to(device)
-            fake = forward(real).float().clamp(-1, 1)
-            rec = back(fake).float().clamp(-1, 1)
-            batch = EvalBatch(column, real.cpu(), fake.cpu(), rec.cpu())
-            cycle.update(batch)
-            _update(figures, batch, result.notes)
-            rows += [torch.stack(t) for t in zip(batch.inputs, batch.outputs, batch.reconstructed,
-                                                 strict=True)][:GRID_ROWS - len(rows)]
-            count += len(real)
-            bar.update(len(real))
-        # Identity: this generator's change to images already in its target domain.
-        for real in _batches(domains[dst], rc.train.size, batch_size, result.notes):
-            same = forward(real.to(device)).float().clamp(-1, 1).cpu()
-            identity.update(EvalBatch(column, real, same))
-            bar.update(len(real))
-        if count == 0:
-            raise GantoolError(f"no readable image in domain '{names[src]}' to evaluate")
+        column = Column(direction, "translation", domains[src].name, domains[dst].name)
         result.columns.append(column)
-        result.figures[direction] = {**cycle.result(), **identity.result(),
-                                     **_results(figures, result.notes)}
-        result.images[direction] = count
+        result.figures[direction], result.images[direction], triples[direction] = _direction(
+            rc, column, forward, back, domains[src], domains[dst], device, batch_size, bar,
+            result.notes)
     result.grid = _side_by_side(triples["a2b"], triples["b2a"])
     return result
+
+
+def _direction(rc: RunConfig, column: Column, forward, back, source: ImageList, target: ImageList,
+               device: torch.device, batch_size: int, bar: tqdm, notes: list[str]):
+    """Figures, image count and grid rows of one direction."""
+    cycle, identity = MeanFigure(_cycle_l1), MeanFigure(_identity_l1)
+    figures = _plugin_figures(rc, column, notes)
+    rows: list[torch.Tensor] = []
+    count = 0
+    for real in _batches(source, rc.train.size, batch_size, notes):
+        fake = forward(real.to(device)).float().clamp(-1, 1)
+        rec = back(fake).float().clamp(-1, 1)
+        batch = EvalBatch(column, real, fake.cpu(), rec.cpu())
+        cycle.update(batch)
+        _update(figures, batch, notes)
+        rows += [torch.stack(t) for t in zip(batch.inputs, batch.outputs, batch.reconstructed,
+                                             strict=True)][:GRID_ROWS - len(rows)]
+        count += len(real)
+        bar.update(len(real))
+    if count == 0:
+        raise GantoolError(f"no readable image in domain '{source.name}' to evaluate")
+    # Identity: this generator's change to images already in its target domain.
+    for real in _batches(target, rc.train.size, batch_size, notes):
+        identity.update(EvalBatch(column, real, forward(real.to(device)).float().clamp(-1, 1).cpu()))
+        bar.update(len(real))
+    return {**cycle.result(), **identity.result(), **_results(figures, notes)}, count, rows
 
 
 def _side_by_side(left: list[torch.Tensor], right: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -320,8 +324,8 @@ def _side_by_side(left: list[torch.Tensor], right: list[torch.Tensor]) -> list[t
 
 def _generation_pass(model, rc: RunConfig, count: int, device: torch.device, batch_size: int,
                      seed: int, bar: tqdm) -> _Pass:
-    (gen,) = _need(model.generators(), ("generator",), rc)
-    latent = model.generators()["generator"].latent_dim or 1
+    (exportable,) = _need(model.generators(), ("generator",), rc)
+    gen, latent = exportable.module, exportable.latent_dim or 1
     column = Column("samples", "generation", None, rc.train.domain_a)
     result = _Pass()
     diversity = MeanFigure(_diversity_l1)
@@ -348,7 +352,7 @@ def evaluate_run(
     max_images: int | None = None,
     out: Path | None = None,
     batch_size: int = 16,
-    device: str = "cpu",
+    device: str = "auto",
     seed: int = 0,
     progress: bool = True,
 ) -> Evaluation:
