@@ -15,24 +15,21 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from translator.config import TrainConfig
 from translator.data.builtin import digit_images
 from translator.data.pipeline import to_uint8
+from translator.evaluate import evaluate_run
 from translator.metrics import score_digits
 from translator.registry import get_registry
-from translator.runs import load_model
 from translator.training import train
 
 
-def samples(run: Path, n: int = 500) -> np.ndarray:
-    model, _, _ = load_model(run)
-    gen = model.generators()["generator"]
-    noise = torch.randn(n, gen.latent_dim, generator=torch.Generator().manual_seed(123))
-    with torch.no_grad():
-        return to_uint8(gen.module(noise))
+def score_run(run: Path, n: int = 500) -> dict:
+    """``gantool evaluate``'s reading of ``n`` samples from fixed noise."""
+    figures = evaluate_run(run, max_images=n, seed=123, progress=False).figures["samples"]
+    return {"mean_top_p": round(figures["mean top p"], 3), "classes": figures["classes covered"]}
 
 
 def run_model(name: str, steps: int, batch: int, out: Path, seed: int) -> dict:
@@ -43,8 +40,7 @@ def run_model(name: str, steps: int, batch: int, out: Path, seed: int) -> dict:
     began = time.perf_counter()
     train(cfg, spec.config(), progress=False)
     seconds = time.perf_counter() - began
-    score = score_digits(samples(out / name))
-    return {"model": name, "steps": steps, "seconds": round(seconds), **score.as_row(),
+    return {"model": name, "steps": steps, "seconds": round(seconds), **score_run(out / name),
             "run": str(out / name)}
 
 
@@ -61,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.score:
         for run in args.score:
-            print({"run": str(run), **score_digits(samples(run)).as_row()})
+            print({"run": str(run), **score_run(run)})
         return
     out = args.out or Path(tempfile.mkdtemp(prefix="gantool-digits-"))
 

@@ -49,9 +49,9 @@ def cli() -> None:
 
 
 def _add_builtin_commands() -> None:
-    from . import demo, export, info, runtime, serve, train
+    from . import demo, evaluate, export, info, runtime, serve, train
 
-    for module in (info, train, export, runtime, demo, serve):
+    for module in (info, train, evaluate, export, runtime, demo, serve):
         module.add_commands(cli)
 
 

@@ -37,6 +37,8 @@ def _report(result) -> None:
         click.echo(f"  samples:  {samples[-1]}")
     if (run / "logs" / "losses.png").is_file():
         click.echo(f"  losses:   {run / 'logs' / 'losses.png'}")
+    if any((run / "logs").glob("events.out.tfevents.*")):
+        click.echo(f"  tensorboard --logdir {run / 'logs'}")
     click.echo(f"  checkpoints: {run / 'checkpoints'}")
 
 

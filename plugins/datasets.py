@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import translator
+from translator import metrics
 from translator.data import builtin, celeba, folders
 
 
@@ -26,3 +27,9 @@ def register_datasets(register):
     register(translator.DatasetSpec(
         "image-folder", "any folder of images (generation models)",
         folders.open_image_folder, detect=folders.detect_image_folder, priority=90))
+
+
+@translator.hookimpl
+def register_figures(register):
+    register(translator.FigureSpec(
+        "digits", "the digit classifier's reading of runs on the digits data", metrics.digit_figure))

@@ -26,6 +26,7 @@ from .specs import (
     ExporterSpec,
     ExportRequest,
     FaceDetectorSpec,
+    FigureSpec,
     ModelSpec,
 )
 
@@ -39,6 +40,7 @@ __all__ = [
     "ExportRequest",
     "ExporterSpec",
     "FaceDetectorSpec",
+    "FigureSpec",
     "GantoolError",
     "ModelSpec",
     "PluginError",

@@ -70,3 +70,14 @@ def register_commands(cli):
         ``gantool plugins``. Keep heavy imports inside the command functions so that
         ``gantool --help`` stays fast.
     """
+
+
+@hookspec
+def register_figures(register):
+    """Register figures that ``gantool evaluate RUN`` reports, beside cycle and identity L1.
+
+    :param register: call ``register(FigureSpec(name, description, create))``. ``create(run,
+        column)`` returns ``None`` where the figure does not apply (another data set, another
+        kind of model), else an object whose ``update(batch)`` sees every batch of
+        that column and whose ``result()`` returns ``{figure name: value}``.
+    """

@@ -1,7 +1,9 @@
 """Scoring generated digits with an independent classifier fitted on real digits.
 
-Used by the learning tests and benchmarks: a generator that learned the digits makes
-images that a classifier trained only on real digits reads confidently, across classes.
+Used by ``gantool evaluate`` (runs on the ``digits`` data), the learning tests and the
+benchmarks: a generator that learned the digits makes images that a classifier trained only
+on real digits reads confidently, across classes; a translator's outputs are read as the
+target digit.
 """
 
 from __future__ import annotations
@@ -62,22 +64,67 @@ def to_digit_features(images: np.ndarray) -> np.ndarray:
     return (small / 255.0 * 16.0).reshape(len(images), 64)
 
 
-def score_digits(images: np.ndarray, min_share: float = 0.01) -> DigitScore:
-    """Confidence and class coverage of a batch of generated digit images.
+def digit_probabilities(features: np.ndarray) -> np.ndarray:
+    """``[N, 11]`` probabilities (digits 0-9, then "not a digit") of :func:`to_digit_features`."""
+    return digit_classifier().predict_proba(features / 16.0)
 
-    A class is covered when at least ``min_share`` of the images are read as it.
-    """
-    proba = digit_classifier().predict_proba(to_digit_features(images) / 16.0)
+
+def score_digits(images: np.ndarray, min_share: float = 0.01) -> DigitScore:
+    """Confidence and class coverage of a batch of generated digit images."""
+    return _score(digit_probabilities(to_digit_features(images)), min_share)
+
+
+def _score(proba: np.ndarray, min_share: float = 0.01) -> DigitScore:
+    """A class is covered when at least ``min_share`` of the images are read as it."""
     digit_proba = proba[:, :NOT_A_DIGIT]
     predictions = digit_proba.argmax(axis=1)
     # An image read as "not a digit" covers no class.
     counts = np.bincount(predictions[proba.argmax(axis=1) != NOT_A_DIGIT], minlength=10)
-    covered = int((counts >= max(1, min_share * len(images))).sum())
+    covered = int((counts >= max(1, min_share * len(proba))).sum())
     return DigitScore(float(digit_proba.max(axis=1).mean()), covered, tuple(int(c) for c in counts),
                       tuple(int(p) for p in predictions))
 
 
 def classify_digits(images: np.ndarray) -> np.ndarray:
     """Predicted digit of each ``[N, H, W, 3]`` uint8 image."""
-    proba = digit_classifier().predict_proba(to_digit_features(images) / 16.0)
-    return proba[:, :NOT_A_DIGIT].argmax(axis=1)
+    return digit_probabilities(to_digit_features(images))[:, :NOT_A_DIGIT].argmax(axis=1)
+
+
+class DigitReading:
+    """``gantool evaluate``'s figure for runs on the ``digits`` data: the classifier's reading.
+
+    Translation: the share of translated images whose most likely digit is the target
+    domain's, the share read as no digit at all, and, as a check of the classifier, the
+    share of real inputs read as their own digit. Generation: classes covered (of 10), the
+    mean top probability and the share read as no digit.
+    """
+
+    def __init__(self, column) -> None:
+        self.column = column
+        self.outputs: list[np.ndarray] = []
+        self.inputs: list[np.ndarray] = []
+
+    def update(self, batch) -> None:
+        from .data.pipeline import to_uint8
+
+        self.outputs.append(to_digit_features(to_uint8(batch.outputs)))
+        if self.column.kind == "translation":
+            self.inputs.append(to_digit_features(to_uint8(batch.inputs)))
+
+    def result(self) -> dict[str, float]:
+        proba = digit_probabilities(np.concatenate(self.outputs))
+        not_a_digit = float((proba.argmax(axis=1) == NOT_A_DIGIT).mean())
+        if self.column.kind != "translation":
+            score = _score(proba)
+            return {"classes covered": score.classes_covered,
+                    "mean top p": score.mean_top_probability, "not a digit": not_a_digit}
+        read = proba[:, :NOT_A_DIGIT].argmax(axis=1)
+        real = digit_probabilities(np.concatenate(self.inputs))[:, :NOT_A_DIGIT].argmax(axis=1)
+        return {"read as target": float((read == int(self.column.target)).mean()),
+                "not a digit": not_a_digit,
+                "real read as source": float((real == int(self.column.source)).mean())}
+
+
+def digit_figure(run, column) -> DigitReading | None:
+    """The :class:`translator.FigureSpec` factory: runs on the ``digits`` data only."""
+    return DigitReading(column) if run.train.data == "digits" else None

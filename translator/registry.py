@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from .errors import GantoolError
 from .manager import PluginManager, get_plugin_manager
-from .specs import DatasetSpec, ExporterSpec, FaceDetectorSpec, ModelSpec
+from .specs import DatasetSpec, ExporterSpec, FaceDetectorSpec, FigureSpec, ModelSpec
 
 T = TypeVar("T")
 
@@ -25,6 +25,7 @@ HOOKS: dict[str, tuple[type, str]] = {
     "register_datasets": (DatasetSpec, "dataset"),
     "register_exporters": (ExporterSpec, "exporter"),
     "register_face_detectors": (FaceDetectorSpec, "face detector"),
+    "register_figures": (FigureSpec, "figure"),
 }
 
 
@@ -37,11 +38,13 @@ class Registry:
         self.datasets: dict[str, DatasetSpec] = {}
         self.exporters: dict[str, ExporterSpec] = {}
         self.face_detectors: dict[str, FaceDetectorSpec] = {}
+        self.figures: dict[str, FigureSpec] = {}
         tables = {
             "register_models": self.models,
             "register_datasets": self.datasets,
             "register_exporters": self.exporters,
             "register_face_detectors": self.face_detectors,
+            "register_figures": self.figures,
         }
         for hook_name, table in tables.items():
             self._collect(hook_name, table)

@@ -91,3 +91,20 @@ class FaceDetectorSpec:
     description: str
     create: Callable[..., Any]
     plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure that ``gantool evaluate`` reports for the runs it applies to.
+
+    ``create(run, column)`` gets the run's :class:`translator.runs.RunConfig` and one
+    :class:`translator.evaluate.Column` (a translation direction, or a generation run's
+    samples) and returns ``None`` when the figure does not apply, else an object with
+    ``update(batch)`` (called with each :class:`translator.evaluate.EvalBatch` of that
+    column) and ``result() -> dict[str, float]`` (figure name -> value, read once at the end).
+    """
+
+    name: str
+    description: str
+    create: Callable[[Any, Any], Any]
+    plugin: str = field(default="", compare=False)

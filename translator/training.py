@@ -45,6 +45,7 @@ from .imaging import plot_losses, save_grid
 from .registry import get_registry
 from .runs import default_run_dir, describe_data, open_data, read_run_config, write_run_config
 from .specs import ModelSpec
+from .tensorboard_log import TensorBoardLog
 
 
 @dataclass
@@ -335,6 +336,8 @@ def train(
                              model_config, describe_data(domains))
     log = LossLog(run_dir / "logs" / "losses.csv", start if resume else None) \
         if dist_info.is_main else None
+    board = TensorBoardLog.open(run_dir / "logs", start if resume else None) \
+        if dist_info.is_main else None
 
     if train_cfg.cache and not dist_info.is_main:
         caches = create_caches(domains, run_dir / "cache", train_cfg.size, spec.augment)
@@ -358,6 +361,8 @@ def train(
         state = training_state(step_done, spec.name, optimizers, schedulers, scalers, extras,
                                rng, fixed)
         save_checkpoint(run_dir / "checkpoints", step_done, model.nets.state_dict(), state)
+        if board is not None:
+            board.flush()  # a resumed run does not log these steps again
         prune_checkpoints(run_dir / "checkpoints", train_cfg.keep_last, train_cfg.history_every)
 
     def sample(step_done: int) -> None:
@@ -370,6 +375,8 @@ def train(
         model.train(was_training)
         path = run_dir / "samples" / f"step-{step_done:07d}.png"
         save_grid(to_uint8(images), nrow, path)
+        if board is not None:
+            board.grid(step_done, path)
 
     bar = tqdm(total=total, initial=start, desc=f"{spec.name}", unit="step",
                disable=not (progress and dist_info.is_main), dynamic_ncols=True,
@@ -399,6 +406,8 @@ def train(
             sums, count = {}, 0
             if log is not None:
                 log.append(done, last)
+            if board is not None:
+                board.scalars(done, last)
             bar.set_postfix({k: f"{v:.3g}" for k, v in list(last.items())[:6]}, refresh=False)
         bar.update(1)
         if on_step is not None:
@@ -410,6 +419,8 @@ def train(
         if stop_after is not None and done - start >= stop_after:
             break
     bar.close()
+    if board is not None:
+        board.close()
     if dist_info.is_main and log is not None and log.path.stat().st_size:
         plot_losses(log.path, run_dir / "logs" / "losses.png")
     return TrainResult(run_dir, step + 1, last, time.perf_counter() - began)

@@ -1,0 +1,396 @@
+"""``gantool evaluate RUN``: how good a run is, as figures and a grid, without writing code.
+
+Translation runs: every test image of each domain is translated and translated back. The
+grid shows real | translated | reconstructed for both directions; the figures are cycle L1
+(how much of an image a round trip loses) and identity L1 (how much a generator changes an
+image that is already in its target domain), pixels scaled to [0, 1]. Generation runs: a
+grid of samples and their diversity. Figures registered by plugins
+(:class:`translator.FigureSpec`) are added for the runs they apply to; the built-in
+``digits`` data set adds a digit classifier's reading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import step_dir_name, write_text_atomic
+from .data import ImageList, ImageReadError
+from .data.pipeline import resize_square, to_tensor, to_uint8
+from .device import choose_device
+from .errors import GantoolError
+from .gan import ExportableGenerator
+from .imaging import save_grid
+from .registry import get_registry
+from .runs import RunConfig, load_model, open_data
+
+#: Without a test split, every this-many-th training image is evaluated.
+HELD_OUT_EVERY = 10
+#: Samples drawn from a generation run unless ``max_images`` says otherwise.
+DEFAULT_SAMPLES = 500
+#: Images per direction (translation) or samples (generation) shown in the grid.
+GRID_ROWS = 8
+GRID_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the figures: a translation direction, or a generation run's samples."""
+
+    name: str  # "a2b", "b2a" or "samples"
+    kind: str  # "translation" or "generation"
+    source: str | None = None  # domain translated from
+    target: str | None = None  # domain translated to; generation: the run's domain filter
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}->{self.target}" if self.kind == "translation" else self.name
+
+
+@dataclass
+class EvalBatch:
+    """What a figure sees of one batch, on the CPU; images are ``[N, 3, H, W]`` in [-1, 1]."""
+
+    column: Column
+    inputs: torch.Tensor  # real source images, or the noise of a generation run
+    outputs: torch.Tensor  # translated images, or samples
+    reconstructed: torch.Tensor | None = None  # outputs translated back (translation)
+
+
+@dataclass
+class Evaluation:
+    """The figures of one checkpoint and where they were written."""
+
+    run_dir: Path
+    model: str
+    step: int
+    kind: str
+    source: str  # where the images came from, in words
+    columns: list[Column]
+    images: dict[str, int]  # column name -> images evaluated
+    figures: dict[str, dict[str, float]]  # column name -> figure -> value
+    out_dir: Path
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def grid(self) -> Path:
+        return self.out_dir / "grid.png"
+
+    @property
+    def json_path(self) -> Path:
+        return self.out_dir / "figures.json"
+
+    def flat(self) -> dict[str, float]:
+        """``{"6->9 cycle L1": 0.04, ...}``: every figure under its column's label."""
+        return {f"{c.label} {name}": value for c in self.columns
+                for name, value in self.figures[c.name].items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": str(self.run_dir), "model": self.model, "step": self.step, "kind": self.kind,
+            "images_from": self.source, "notes": self.notes,
+            "columns": {c.name: {"label": c.label, "from": c.source, "to": c.target,
+                                 "images": self.images[c.name], "figures": self.figures[c.name]}
+                        for c in self.columns},
+        }
+
+    def table(self) -> str:
+        names = list(dict.fromkeys(n for c in self.columns for n in self.figures[c.name]))
+        if not names:
+            return "no figures apply to this run"
+        width = max(len(n) for n in names) + 2
+        cells = [max(9, len(c.label) + 2) for c in self.columns]
+        lines = [f"{'figure':<{width}}" + "".join(f"{c.label:>{w}}"
+                                                   for c, w in zip(self.columns, cells, strict=True))]
+        for name in names:
+            row = [_cell(self.figures[c.name].get(name), w)
+                   for c, w in zip(self.columns, cells, strict=True)]
+            lines.append(f"{name:<{width}}" + "".join(row))
+        return "\n".join(lines)
+
+
+def _cell(value: float | None, width: int) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    if isinstance(value, int):
+        return f"{value:>{width}d}"
+    return f"{value:>{width}.3f}"
+
+
+class MeanFigure:
+    """Averages per-image values over a column: the shape of most figures."""
+
+    def __init__(self, measure: Callable[[EvalBatch], dict[str, torch.Tensor]]) -> None:
+        self.measure = measure
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def update(self, batch: EvalBatch) -> None:
+        for name, values in self.measure(batch).items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(values.double().sum())
+        self.count += len(batch.outputs)
+
+    def result(self) -> dict[str, float]:
+        return {name: total / max(1, self.count) for name, total in self.sums.items()}
+
+
+def l1_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of each image pair, pixels scaled to [0, 1]."""
+    return (x.float() - y.float()).abs().flatten(1).mean(1) / 2
+
+
+def _cycle_l1(batch: EvalBatch) -> dict[str, torch.Tensor]:
+    assert batch.reconstructed is not None
+    return {"cycle L1": l1_per_image(batch.reconstructed, batch.inputs)}
+
+
+def _identity_l1(batch: EvalBatch) -> dict[str, torch.Tensor]:
+    return {"identity L1": l1_per_image(batch.outputs, batch.inputs)}
+
+
+def _diversity_l1(batch: EvalBatch) -> dict[str, torch.Tensor]:
+    # Neighbouring samples compared: a collapsed generator scores near 0.
+    out = batch.outputs
+    return {"diversity L1": l1_per_image(out, out.roll(1, dims=0))} if len(out) > 1 else {}
+
+
+def _plugin_figures(rc: RunConfig, column: Column, notes: list[str]) -> dict[str, Any]:
+    """The figures plugins register that apply to this column."""
+    figures: dict[str, Any] = {}
+    for name, spec in get_registry().figures.items():
+        try:
+            figure = spec.create(rc, column)
+        except Exception as exc:  # a plugin's figure must not cost the others
+            notes.append(f"figure '{name}' ({spec.plugin}) failed: {type(exc).__name__}: {exc}")
+            continue
+        if figure is not None:
+            figures[name] = figure
+    return figures
+
+
+def _update(figures: dict[str, Any], batch: EvalBatch, notes: list[str]) -> None:
+    for name in list(figures):
+        try:
+            figures[name].update(batch)
+        except Exception as exc:
+            notes.append(f"figure '{name}' failed: {type(exc).__name__}: {exc}")
+            del figures[name]
+
+
+def _results(figures: dict[str, Any], notes: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, figure in figures.items():
+        try:
+            out.update({k: v if isinstance(v, int) else float(v)
+                        for k, v in figure.result().items()})
+        except Exception as exc:
+            notes.append(f"figure '{name}' failed: {type(exc).__name__}: {exc}")
+    return out
+
+
+# -- which images ----------------------------------------------------------------------------
+def _same_items(a: ImageList, b: ImageList) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a.items, b.items, strict=True):
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and np.array_equal(x, y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def evaluation_images(rc: RunConfig, max_images: int | None) -> tuple[dict[str, ImageList], str]:
+    """The test split of the run's data, or a fixed share of its training images.
+
+    Returns the image lists (keyed ``a``, ``b``) and where they came from, in words.
+    """
+    test = open_data(rc.train, rc.spec.kind, "test")
+    train = open_data(rc.train, rc.spec.kind, "train")
+    if all(_same_items(test[k], train[k]) for k in test):
+        # The data has no separate test split: a deterministic share, seen in training.
+        test = {k: dataclasses.replace(lst, items=list(lst.items[::HELD_OUT_EVERY]))
+                for k, lst in train.items()}
+        where = (f"{rc.train.data} has no test split: every {HELD_OUT_EVERY}th training image "
+                 "(seen in training)")
+    else:
+        where = f"{rc.train.data} test split"
+    if max_images is not None:
+        test = {k: dataclasses.replace(lst, items=list(lst.items[:max_images]))
+                for k, lst in test.items()}
+    return test, where
+
+
+def _batches(images: ImageList, size: int, batch_size: int,
+             skipped: list[str]) -> Iterator[torch.Tensor]:
+    """Unaugmented images as in the sample grids; unreadable files are skipped and named."""
+    picked: list[np.ndarray] = []
+    for i in range(len(images)):
+        try:
+            picked.append(resize_square(images.load(i), size))
+        except ImageReadError as exc:
+            skipped.append(f"skipped {images.label(i)}: {exc}")
+        if len(picked) == batch_size:
+            yield to_tensor(picked)
+            picked = []
+    if picked:
+        yield to_tensor(picked)
+
+
+# -- the two kinds of run --------------------------------------------------------------------
+def _need(gens: dict[str, ExportableGenerator], names: tuple[str, ...],
+          rc: RunConfig) -> list[ExportableGenerator]:
+    missing = [n for n in names if n not in gens]
+    if missing:
+        raise GantoolError(f"model '{rc.spec.name}' has no generator(s) {', '.join(missing)}; "
+                           "evaluate needs them")
+    return [gens[n] for n in names]
+
+
+@dataclass
+class _Pass:
+    """What one evaluation pass gathers."""
+
+    columns: list[Column] = field(default_factory=list)
+    figures: dict[str, dict[str, float]] = field(default_factory=dict)
+    images: dict[str, int] = field(default_factory=dict)
+    grid: list[torch.Tensor] = field(default_factory=list)
+    nrow: int = 8
+    notes: list[str] = field(default_factory=list)
+
+
+def _translation_pass(model, rc: RunConfig, domains: dict[str, ImageList], device: torch.device,
+                      batch_size: int, bar: tqdm) -> _Pass:
+    a2b, b2a = (g.module for g in _need(model.generators(), ("a2b", "b2a"), rc))
+    result = _Pass(nrow=6)
+    triples = {}
+    for direction, forward, back, src, dst in (("a2b", a2b, b2a, "a", "b"),
+                                               ("b2a", b2a, a2b, "b", "a")):
+        column = Column(direction, "translation", domains[src].name, domains[dst].name)
+        result.columns.append(column)
+        result.figures[direction], result.images[direction], triples[direction] = _direction(
+            rc, column, forward, back, domains[src], domains[dst], device, batch_size, bar,
+            result.notes)
+    result.grid = _side_by_side(triples["a2b"], triples["b2a"])
+    return result
+
+
+def _direction(rc: RunConfig, column: Column, forward, back, source: ImageList, target: ImageList,
+               device: torch.device, batch_size: int, bar: tqdm, notes: list[str]):
+    """Figures, image count and grid rows of one direction."""
+    cycle, identity = MeanFigure(_cycle_l1), MeanFigure(_identity_l1)
+    figures = _plugin_figures(rc, column, notes)
+    rows: list[torch.Tensor] = []
+    count = 0
+    for real in _batches(source, rc.train.size, batch_size, notes):
+        fake = forward(real.to(device)).float().clamp(-1, 1)
+        rec = back(fake).float().clamp(-1, 1)
+        batch = EvalBatch(column, real, fake.cpu(), rec.cpu())
+        cycle.update(batch)
+        _update(figures, batch, notes)
+        rows += [torch.stack(t) for t in zip(batch.inputs, batch.outputs, batch.reconstructed,
+                                             strict=True)][:GRID_ROWS - len(rows)]
+        count += len(real)
+        bar.update(len(real))
+    if count == 0:
+        raise GantoolError(f"no readable image in domain '{source.name}' to evaluate")
+    # Identity: this generator's change to images already in its target domain.
+    for real in _batches(target, rc.train.size, batch_size, notes):
+        identity.update(EvalBatch(column, real, forward(real.to(device)).float().clamp(-1, 1).cpu()))
+        bar.update(len(real))
+    return {**cycle.result(), **identity.result(), **_results(figures, notes)}, count, rows
+
+
+def _side_by_side(left: list[torch.Tensor], right: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Rows of real | translated | reconstructed for A, then the same for B; blank cells
+    (white) where one domain has fewer images."""
+    blank = torch.ones_like(left[0] if left else right[0])
+    cells = []
+    for i in range(max(len(left), len(right))):
+        for triple in (left, right):
+            cells += list(triple[i] if i < len(triple) else blank)
+    return cells
+
+
+def _generation_pass(model, rc: RunConfig, count: int, device: torch.device, batch_size: int,
+                     seed: int, bar: tqdm) -> _Pass:
+    (exportable,) = _need(model.generators(), ("generator",), rc)
+    gen, latent = exportable.module, exportable.latent_dim or 1
+    column = Column("samples", "generation", None, rc.train.domain_a)
+    result = _Pass()
+    diversity = MeanFigure(_diversity_l1)
+    figures = _plugin_figures(rc, column, result.notes)
+    # All noise drawn at once: the samples do not depend on the batch size.
+    noise = torch.randn(count, latent, generator=torch.Generator().manual_seed(seed))
+    for start in range(0, count, batch_size):
+        z = noise[start:start + batch_size]
+        samples = gen(z.to(device)).float().clamp(-1, 1).cpu()
+        batch = EvalBatch(column, z, samples)
+        diversity.update(batch)
+        _update(figures, batch, result.notes)
+        result.grid += list(samples[:GRID_SAMPLES - len(result.grid)])
+        bar.update(len(z))
+    result.columns.append(column)
+    result.figures["samples"] = {**diversity.result(), **_results(figures, result.notes)}
+    result.images["samples"] = count
+    return result
+
+
+def evaluate_run(
+    run_dir: Path,
+    step: int | None = None,
+    max_images: int | None = None,
+    out: Path | None = None,
+    batch_size: int = 16,
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = True,
+) -> Evaluation:
+    """Evaluate a run's checkpoint (``step``, default the latest) and write its figures.
+
+    Writes ``grid.png`` and ``figures.json`` to ``out`` (default ``RUN/eval/step-NNNNNNN``).
+    ``max_images`` caps the images per domain (translation) or sets the number of samples
+    (generation, default 500).
+    """
+    if max_images is not None and max_images < 1:
+        raise GantoolError("--max-images must be at least 1")
+    if batch_size < 1:
+        raise GantoolError("--batch-size must be at least 1")
+    run_dir = Path(run_dir)
+    model, rc, step = load_model(run_dir, step)
+    torch_device = choose_device(device, announce=False)
+    model.to(torch_device)
+    with torch.no_grad():
+        if rc.spec.kind == "translation":
+            domains, where = evaluation_images(rc, max_images)
+            total = 2 * sum(len(lst) for lst in domains.values())
+            with _bar(total, progress) as bar:
+                result = _translation_pass(model, rc, domains, torch_device, batch_size, bar)
+        else:
+            count = max_images or DEFAULT_SAMPLES
+            where = f"{count} samples from fixed noise (seed {seed})"
+            with _bar(count, progress) as bar:
+                result = _generation_pass(model, rc, count, torch_device, batch_size, seed, bar)
+    evaluation = Evaluation(run_dir, rc.spec.name, step, rc.spec.kind, where, result.columns,
+                            result.images, result.figures,
+                            Path(out) if out else run_dir / "eval" / step_dir_name(step),
+                            list(dict.fromkeys(result.notes)))
+    evaluation.out_dir.mkdir(parents=True, exist_ok=True)
+    save_grid(to_uint8(torch.stack(result.grid)), result.nrow, evaluation.grid)
+    write_text_atomic(evaluation.json_path, json.dumps(evaluation.to_json(), indent=2) + "\n")
+    return evaluation
+
+
+def _bar(total: int, progress: bool) -> tqdm:
+    return tqdm(total=total, desc="evaluate", unit="img", disable=not progress,
+                dynamic_ncols=True, file=sys.stderr)
