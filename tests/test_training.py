@@ -182,3 +182,38 @@ def test_missing_data_and_resume_of_nothing_are_clear(run_cli, tmp_path):
     assert result.exit_code != 0 and "Missing option '--data'" in result.output
     result = run_cli("train", "--resume", tmp_path / "nothing")
     assert result.exit_code == 1 and "not a run folder" in result.output
+
+
+def test_each_logged_loss_is_the_mean_over_the_steps_that_returned_it(tmp_path):
+    """WGAN trains its generator on every fifth step only: its logged loss is that step's."""
+    import csv
+
+    from translator.config import TrainConfig
+    from translator.registry import get_registry
+    from translator.training import train
+
+    spec = get_registry().model("wgan")
+    returned: dict[str, list[list[float]]] = {}
+
+    def on_step(done: int, model, losses: dict) -> None:
+        interval = (done - 1) // 5
+        for name, value in losses.items():
+            rows = returned.setdefault(name, [])
+            while len(rows) <= interval:
+                rows.append([])
+            rows[interval].append(float(value))
+
+    cfg = TrainConfig(model="wgan", data="demo", size=32, batch_size=4, steps=12, log_every=5,
+                      device="cpu", workers=0, out=str(tmp_path / "run"), sample_every=1000)
+    train(cfg, spec.config(ngf=8, ndf=8), progress=False, on_step=on_step)
+    with open(tmp_path / "run" / "logs" / "losses.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [5, 10, 12]
+    # Generator steps are 5 and 10 (1-based): one in each of the first two intervals, none
+    # in the last, whose row leaves the generator's loss empty rather than zero.
+    assert [len(v) for v in returned["G"]] == [1, 1]
+    for row, values in zip(rows, returned["G"], strict=False):
+        assert float(row["G"]) == pytest.approx(values[0], rel=1e-4)
+    assert rows[2]["G"] == ""
+    for row, values in zip(rows, returned["D"], strict=True):
+        assert float(row["D"]) == pytest.approx(sum(values) / len(values), rel=1e-4)

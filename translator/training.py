@@ -333,8 +333,10 @@ def train(
                disable=not (progress and dist_info.is_main), dynamic_ncols=True,
                file=sys.stderr)
     model.train()
+    # Per loss: a model may return some losses only on some steps (WGAN's generator loss
+    # every n_critic steps), so each is averaged over the steps that returned it.
     sums: dict[str, torch.Tensor] = {}
-    count = 0
+    counts: dict[str, int] = {}
     last: dict[str, float] = {}
     began = time.perf_counter()
     step = start
@@ -349,12 +351,12 @@ def train(
         for name, value in losses.items():
             value = value.detach().float()
             sums[name] = sums[name] + value if name in sums else value
-        count += 1
+            counts[name] = counts.get(name, 0) + 1
         done = step + 1
         # Reading losses forces a device sync, so it happens only at log intervals.
         if done % train_cfg.log_every == 0 or done == total:
-            last = {k: float(v) / count for k, v in sums.items()}
-            sums, count = {}, 0
+            last = {k: float(v) / counts[k] for k, v in sums.items()}
+            sums, counts = {}, {}
             if log is not None:
                 log.append(done, last)
             bar.set_postfix({k: f"{v:.3g}" for k, v in list(last.items())[:6]}, refresh=False)
