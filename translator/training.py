@@ -376,13 +376,46 @@ def train(
 
 
 def _maybe_compile(model: GANModel) -> GANModel:
-    """Compile each network; a network that cannot compile stays eager, with a note."""
-    for name in list(model.nets.keys()):
-        try:
-            model.nets[name] = torch.compile(model.nets[name])
-        except Exception as exc:  # compile support varies by platform and version
-            print(f"note: torch.compile failed for {name}; running eager ({exc})", file=sys.stderr)
+    """Compile each network's ``forward`` in place; a network that cannot compile stays eager.
+
+    In place, not wrapped: ``model.nets`` keeps the eager modules, so checkpoints keep their
+    keys (a wrapper would add ``_orig_mod.``) and every later command can load them.
+    Double backward (a gradient penalty) cannot go through a compiled graph, so
+    :func:`~translator.gan.gradient_penalty` runs its network eagerly.
+    """
+    for name, net in model.nets.items():
+        net.forward = _compiled_or_eager(name, net)
     return model
+
+
+def _compiled_or_eager(name: str, net: torch.nn.Module) -> Callable[..., Any]:
+    """``net.forward`` compiled; if compiling fails (at creation or, as compilation is lazy,
+    at the first call: no C compiler, an unsupported operation), the eager one, with a note."""
+    eager = net.forward
+
+    def give_up(exc: Exception) -> Callable[..., Any]:
+        cause = getattr(exc, "inner_exception", None) or exc  # the backend's own error
+        text = str(cause).strip()
+        why = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+        print(f"note: torch.compile failed for {name}; running it eager ({why[:200]})",
+              file=sys.stderr)
+        net.forward = eager
+        return eager
+
+    try:
+        compiled = torch.compile(eager)
+    except Exception as exc:  # compile support varies by platform and version
+        return give_up(exc)
+
+    def first_call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            out = compiled(*args, **kwargs)
+        except Exception as exc:
+            return give_up(exc)(*args, **kwargs)
+        net.forward = compiled
+        return out
+
+    return first_call
 
 
 def latest_step(run_dir: Path) -> int:
