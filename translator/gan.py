@@ -90,26 +90,50 @@ class StepContext:
     def zero_grad(optimizer: torch.optim.Optimizer) -> None:
         optimizer.zero_grad(set_to_none=True)
 
+    def mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        """``value`` averaged over all processes (``value`` itself when training alone).
+
+        For what every rank must decide alike, such as which network trains next: ranks
+        see different images, and a decision from local numbers would differ between them.
+        Every rank must call it at the same point of its step.
+        """
+        if self.world_size == 1:
+            return value
+        import torch.distributed as dist
+
+        total = value.detach().float().clone()
+        dist.all_reduce(total)
+        return total / self.world_size
+
 
 def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> None:
     """All-reduce the gradients of one optimizer's parameters across processes.
 
     GAN steps forward a discriminator several times per backward and toggle which network
     learns; averaging at each optimizer step keeps every rank's weights identical without
-    constraining how a plugin writes its step.
+    constraining how a plugin writes its step. Every rank reduces the same buffer, whatever
+    its own step produced: every parameter's gradient (zeros where it has none) and, per
+    parameter, how many ranks had one, so that collectives always match across ranks.
     """
     import torch.distributed as dist
 
-    grads = [
-        p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None
-    ]
-    if not grads:
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not params:
         return
-    flat = torch._utils._flatten_dense_tensors(grads)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    had = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device,
+                       dtype=grads[0].dtype)
+    flat = torch._utils._flatten_dense_tensors([*grads, had])
     dist.all_reduce(flat)
-    flat.div_(world_size)
-    for g, synced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
-        g.copy_(synced)
+    *synced, had = torch._utils._unflatten_dense_tensors(flat, [*grads, had])
+    missing = [i for i, p in enumerate(params) if p.grad is None]
+    # Reading the counts syncs with the device: only done when this rank lacks a gradient.
+    anyone = had.tolist() if missing else []
+    for i, p in enumerate(params):
+        if p.grad is not None:
+            p.grad.copy_(synced[i].div_(world_size))
+        elif anyone[i] > 0:
+            p.grad = torch.empty_like(p).copy_(synced[i].div_(world_size))
 
 
 def gradient_penalty(
