@@ -80,6 +80,9 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, model):
         *SMALL,
         "--workers",
         "0",
+        # Bit-exact only where every run computes alike: the CPU (a GPU needs --deterministic).
+        "--device",
+        "cpu",
         "--checkpoint-every",
         "5",
         "--sample-every",

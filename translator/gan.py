@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .device import true_fp32
+
 
 @dataclass
 class ExportableGenerator:
@@ -144,18 +146,18 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """WGAN-GP's penalty ``E[(||grad_x D(x)|| - target_norm)^2]`` on random interpolates.
 
-    Computed in float32 with autocast disabled: the gradient of a half-precision output is
+    Computed in float32 (no autocast, no TF32): the gradient of a half-precision output is
     too coarse for a penalty on its norm. The result keeps its graph (``create_graph``), so
     adding it to the discriminator's loss trains the discriminator on it; the discriminator
-    runs eagerly here under ``--compile``, whose graphs cannot be differentiated twice. Interpolation
-    weights come from torch's global RNG (saved and restored on resume).
+    runs eagerly here under ``--compile``, whose graphs cannot be differentiated twice.
+    Interpolation weights come from torch's global RNG (saved and restored on resume).
     """
     real = real.detach().float()
     fake = fake.detach().float()
     alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     # Eager even under --compile: compiled graphs do not support double backward.
-    with torch.autocast(device_type=real.device.type, enabled=False), \
+    with torch.autocast(device_type=real.device.type, enabled=False), true_fp32(), \
             torch.compiler.set_stance("force_eager"):
         out = discriminator(mixed).float()
         (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)

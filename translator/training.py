@@ -38,6 +38,8 @@ from .device import (
     choose_precision,
     distributed_from_env,
     init_process_group,
+    restores_backend_flags,
+    set_training_flags,
 )
 from .errors import GantoolError
 from .gan import GANModel, StepContext
@@ -147,6 +149,7 @@ def _workers(requested: int, domains: dict[str, ImageList]) -> int:
     return 0 if in_memory else min(4, max(1, (os.cpu_count() or 2) - 1))
 
 
+@restores_backend_flags
 def train(
     train_cfg: TrainConfig,
     model_config: Any = None,
@@ -180,13 +183,13 @@ def train(
     model_config = resolve_model_config(spec, model_config, train_cfg)
 
     dist_info = distributed_from_env()
-    device = choose_device(train_cfg.device, dist_info.local_rank, announce=dist_info.is_main)
+    device = choose_device(train_cfg.device, dist_info.local_rank, announce=dist_info.is_main,
+                           distributed=dist_info.enabled)
     init_process_group(dist_info, device)
-    amp_dtype = choose_precision(train_cfg.precision, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    if train_cfg.deterministic and train_cfg.precision not in ("auto", "fp32"):
+        raise GantoolError("--deterministic trains in fp32; leave out --precision")
+    amp_dtype = None if train_cfg.deterministic else choose_precision(train_cfg.precision, device)
+    set_training_flags(device, train_cfg.deterministic)
 
     domains = open_data(train_cfg, spec.kind, "train")
     for lst in domains.values():
@@ -243,7 +246,7 @@ def train(
         load_into(model.nets, weights, folder)
         try:
             for name, opt in optimizers.items():
-                opt.load_state_dict(state["optimizers"][name])
+                _load_optimizer(opt, state["optimizers"][name])
             for name, sched in schedulers.items():
                 sched.load_state_dict(state["schedulers"][name])
             for name, opt in optimizers.items():
@@ -416,6 +419,27 @@ def _compiled_or_eager(name: str, net: torch.nn.Module) -> Callable[..., Any]:
         return out
 
     return first_call
+
+
+# Chosen by the optimizer's maker for this device (fused Adam on CUDA), not run state.
+_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Load an optimizer's state saved on any device, fitted to this one.
+
+    The saved groups carry the saving device's implementation flags (CPU -> GPU would drop
+    fused Adam), and the state tensors its memory layout (GPU -> CPU would pair
+    channels-last moments with contiguous parameters): both follow this run's optimizer.
+    """
+    own = [{k: g[k] for k in _IMPLEMENTATION_FLAGS if k in g} for g in opt.param_groups]
+    groups = [{**g, **flags} for g, flags in zip(saved["param_groups"], own, strict=True)]
+    opt.load_state_dict({**saved, "param_groups": groups})
+    for param, state in opt.state.items():
+        for key, value in state.items():
+            if (isinstance(value, torch.Tensor) and value.shape == param.shape
+                    and value.stride() != param.stride()):
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def latest_step(run_dir: Path) -> int:
