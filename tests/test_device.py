@@ -130,3 +130,31 @@ def test_optimizer_state_from_another_device_follows_this_runs_optimizer():
         assert torch.equal(state["exp_avg"], saved["state"][0 if param.dim() == 4 else 1]["exp_avg"])
     conv(torch.randn(2, 3, 5, 5)).square().mean().backward()
     opt.step()  # the fused kernel takes the loaded state
+
+
+@pytest.mark.parametrize("amp_dtype, tf32_in_backward", [(torch.bfloat16, False), (None, True)])
+def test_mixed_precision_backward_runs_float32_work_without_tf32(amp_dtype, tf32_in_backward):
+    from translator.gan import StepContext
+
+    seen = []
+
+    class Spy(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+            return grad
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        weight = nn.Parameter(torch.ones(3))
+        ctx = StepContext(torch.device("cpu"), amp_dtype)
+        ctx.backward(Spy.apply(weight).sum(), torch.optim.SGD([weight], lr=0.1))
+        assert seen == [(tf32_in_backward, tf32_in_backward)]
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

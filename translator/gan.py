@@ -76,7 +76,10 @@ class StepContext:
 
     def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         scaler = self._scaler(optimizer)
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+        # Under mixed precision the float32 convolutions left in a backward pass are those
+        # kept in float32 on purpose (a gradient penalty's second derivative): no TF32 there.
+        with true_fp32() if self.amp_dtype is not None else contextlib.nullcontext():
+            (scaler.scale(loss) if scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.world_size > 1:
