@@ -310,3 +310,21 @@ def test_weights_that_do_not_fit_are_one_short_line(tmp_path):
     wrong = dict(net.state_dict(), **{"G.3.weight": torch.zeros(5, 4)})
     with pytest.raises(GantoolError, match=r"G\.3\.weight.*\[5, 4\].*\[4, 4\]"):
         load_into(net, wrong, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_run_compiled_by_inductor_resumes_and_exports(run_cli, tmp_path):
+    """The real backend (C++ code generation, minutes on two cores): no network falls back
+    to eager, the penalty's double backward included, and the run is usable afterwards."""
+    run = tmp_path / "run"
+    try:
+        result = run_cli("train", "wgan-gp", "--data", "demo", "--steps", "2", *SMALL, "--compile",
+                         "--n-critic", "2", "--workers", "0", "--out", run)
+        assert result.exit_code == 0, result.output
+        assert "torch.compile failed" not in result.output
+        result = run_cli("train", "--resume", run, "--steps", "3")
+        assert result.exit_code == 0 and "torch.compile failed" not in result.output, result.output
+    finally:
+        torch._dynamo.reset()
+    result = run_cli("export", "onnx", run, "-o", tmp_path / "g.onnx")
+    assert result.exit_code == 0, result.output
