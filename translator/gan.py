@@ -126,12 +126,14 @@ def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> Non
     if not params:
         return
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    had = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device,
-                       dtype=grads[0].dtype)
+    missing = [i for i, p in enumerate(params) if p.grad is None]
+    # Filled on the device, not copied from the host: no synchronisation in the usual case.
+    had = torch.ones(len(params), device=params[0].device, dtype=grads[0].dtype)
+    if missing:
+        had[missing] = 0
     flat = torch._utils._flatten_dense_tensors([*grads, had])
     dist.all_reduce(flat)
     *synced, had = torch._utils._unflatten_dense_tensors(flat, [*grads, had])
-    missing = [i for i, p in enumerate(params) if p.grad is None]
     # Reading the counts syncs with the device: only done when this rank lacks a gradient.
     anyone = had.tolist() if missing else []
     for i, p in enumerate(params):
