@@ -98,6 +98,7 @@ def test_deterministic_training_is_fp32_and_scoped_to_train(tmp_path):
     train(cfg, spec.config(ngf=8, ndf=8), progress=False, on_step=on_step)
     assert seen == [(True, False), (True, False)]
     assert not torch.are_deterministic_algorithms_enabled()
+    assert not torch.is_deterministic_algorithms_warn_only_enabled()
     with pytest.raises(GantoolError, match="--deterministic trains in fp32"):
         train(TrainConfig(**{**cfg.__dict__, "precision": "bf16", "out": str(tmp_path / "r2")}),
               spec.config(ngf=8, ndf=8), progress=False)

@@ -134,7 +134,9 @@ def set_training_flags(device: torch.device, deterministic: bool) -> None:
     if deterministic:
         # cuBLAS needs this to be deterministic; it is read when CUDA first creates a handle.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        # Warn, not fail, for operations without a deterministic CUDA kernel (reflection
+        # padding's backward, in CycleGAN's generators): the warning names them.
+        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     elif device.type == "cuda":
@@ -152,12 +154,14 @@ def restores_backend_flags(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-                 torch.backends.cudnn.allow_tf32, torch.are_deterministic_algorithms_enabled())
+                 torch.backends.cudnn.allow_tf32)
+        deterministic = (torch.are_deterministic_algorithms_enabled(),
+                         torch.is_deterministic_algorithms_warn_only_enabled())
         try:
             return fn(*args, **kwargs)
         finally:
             (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-             torch.backends.cudnn.allow_tf32, deterministic) = saved
-            torch.use_deterministic_algorithms(deterministic)
+             torch.backends.cudnn.allow_tf32) = saved
+            torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
     return wrapper  # type: ignore[return-value]

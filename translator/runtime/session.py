@@ -226,7 +226,10 @@ def provider_options(name: str) -> dict[str, str]:
         return {"cudnn_conv_algo_search": "HEURISTIC", "arena_extend_strategy": "kSameAsRequested"}
     if name == _TRT:
         cache = _trt_cache_dir()
-        cache.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            cache.mkdir(parents=True, exist_ok=True)
+        if not cache.is_dir():  # a read-only home: engines are built on every run
+            return {}
         return {"trt_engine_cache_enable": "True", "trt_timing_cache_enable": "True",
                 "trt_engine_cache_path": str(cache), "trt_timing_cache_path": str(cache)}
     return {}
