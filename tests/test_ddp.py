@@ -38,14 +38,14 @@ MODELS = {
 }
 
 
-def torchrun(plan: dict, tmp: Path, name: str) -> None:
+def torchrun(plan: dict, tmp: Path, name: str, timeout: int = 240) -> None:
     path = tmp / f"{name}.json"
     path.write_text(json.dumps(plan))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on two cores
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          str(WORKER), str(path)],
-        capture_output=True, text=True, env=env, timeout=240,
+        capture_output=True, text=True, env=env, timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
@@ -184,3 +184,54 @@ def test_resume_with_a_full_image_pool_is_exact_on_every_rank(ddp):
         pieced = steps_of(logs, "cyclegan-pool", rank) + steps_of(logs, "cyclegan-pool-resumed", rank)
         assert [a["losses"] for a in full] == [b["losses"] for b in pieced], f"rank {rank}"
         assert [a["nets"] for a in full] == [b["nets"] for b in pieced], f"rank {rank}"
+
+
+def test_adaptive_balance_trains_the_same_network_on_every_rank(tmp_path):
+    """Each rank judges its own shard, so alone they would pick different networks to train
+    (and average one network's gradients with the other's); they must agree."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    job = {"name": "adaptive", "model": "dcgan", "out": str(tmp_path / "run"), "steps": 10,
+           "model_config": {"ngf": 8, "ndf": 8, "balance": "adaptive"},
+           "train": {**TRAIN, "batch_size": 4}}
+    torchrun({"log_dir": str(logs), "jobs": [job]}, tmp_path, "adaptive", timeout=120)
+    rank0, rank1 = steps_of(logs, "adaptive", 0), steps_of(logs, "adaptive", 1)
+    assert [r["step"] for r in rank0] == [r["step"] for r in rank1] == list(range(1, 11))
+    for r0, r1 in zip(rank0, rank1, strict=True):
+        assert set(r0["losses"]) == set(r1["losses"]), f"ranks trained different networks at {r0['step']}"
+        assert r0["nets"] == r1["nets"], f"ranks differ after step {r0['step']}"
+    trained = [set(r["losses"]) & {"G", "D"} for r in rank0]
+    assert {"G"} in trained and {"D"} in trained, trained
+
+
+def _step_with_uneven_gradients(rank: int, init: str, out: str) -> None:
+    """Rank 0 has gradients for ``a`` and ``b``, rank 1 for ``a`` only, nobody for ``c``."""
+    from datetime import timedelta
+
+    from translator.gan import StepContext
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2,
+                            timeout=timedelta(seconds=30))
+    try:
+        a, b, c = (torch.nn.Parameter(torch.zeros(3)) for _ in range(3))
+        a.grad = torch.full((3,), float(rank + 1))
+        if rank == 0:
+            b.grad = torch.full((3,), 4.0)
+        optimizer = torch.optim.SGD([a, b, c], lr=1.0)
+        StepContext(torch.device("cpu"), world_size=2).step(optimizer)
+        torch.save({"a": a.detach(), "b": b.detach(), "c": c.detach(), "c_grad": c.grad},
+                   f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_with_different_gradients_reduce_the_same_buffer(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_step_with_uneven_gradients, args=(f"file://{tmp_path / 'store'}", str(tmp_path)),
+             nprocs=2)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert torch.equal(got["a"], torch.full((3,), -1.5)), rank  # mean of 1 and 2
+        assert torch.equal(got["b"], torch.full((3,), -2.0)), rank  # 4 on one rank of two
+        assert got["c_grad"] is None and torch.equal(got["c"], torch.zeros(3)), rank

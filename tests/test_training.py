@@ -80,6 +80,9 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, model):
         *SMALL,
         "--workers",
         "0",
+        # Bit-exact only where every run computes alike: the CPU (a GPU needs --deterministic).
+        "--device",
+        "cpu",
         "--checkpoint-every",
         "5",
         "--sample-every",
@@ -182,3 +185,146 @@ def test_missing_data_and_resume_of_nothing_are_clear(run_cli, tmp_path):
     assert result.exit_code != 0 and "Missing option '--data'" in result.output
     result = run_cli("train", "--resume", tmp_path / "nothing")
     assert result.exit_code == 1 and "not a run folder" in result.output
+
+
+def test_each_logged_loss_is_the_mean_over_the_steps_that_returned_it(tmp_path):
+    """WGAN trains its generator on every fifth step only: its logged loss is that step's."""
+    import csv
+
+    from translator.config import TrainConfig
+    from translator.registry import get_registry
+    from translator.training import train
+
+    spec = get_registry().model("wgan")
+    returned: dict[str, list[list[float]]] = {}
+
+    def on_step(done: int, model, losses: dict) -> None:
+        interval = (done - 1) // 5
+        for name, value in losses.items():
+            rows = returned.setdefault(name, [])
+            while len(rows) <= interval:
+                rows.append([])
+            rows[interval].append(float(value))
+
+    cfg = TrainConfig(model="wgan", data="demo", size=32, batch_size=4, steps=12, log_every=5,
+                      device="cpu", workers=0, out=str(tmp_path / "run"), sample_every=1000)
+    train(cfg, spec.config(ngf=8, ndf=8), progress=False, on_step=on_step)
+    with open(tmp_path / "run" / "logs" / "losses.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [5, 10, 12]
+    # Generator steps are 5 and 10 (1-based): one in each of the first two intervals, none
+    # in the last, whose row leaves the generator's loss empty rather than zero.
+    assert [len(v) for v in returned["G"]] == [1, 1]
+    for row, values in zip(rows, returned["G"], strict=False):
+        assert float(row["G"]) == pytest.approx(values[0], rel=1e-4)
+    assert rows[2]["G"] == ""
+    for row, values in zip(rows, returned["D"], strict=True):
+        assert float(row["D"]) == pytest.approx(sum(values) / len(values), rel=1e-4)
+
+
+@pytest.fixture
+def quick_compile(monkeypatch):
+    """``torch.compile`` with the aot_eager backend: the same graph capture and AOT autograd
+    (hence the same double-backward limit) as inductor, without generating C++. Yields the
+    list of graphs compiled."""
+    from torch._dynamo.backends.registry import lookup_backend
+
+    graphs = []
+    real, aot_eager = torch.compile, lookup_backend("aot_eager")
+
+    def counting(gm, example_inputs):
+        graphs.append(gm)
+        return aot_eager(gm, example_inputs)
+
+    monkeypatch.setattr(torch, "compile", lambda *a, **kw: real(*a, **{**kw, "backend": counting}))
+    yield graphs
+    torch._dynamo.reset()
+
+
+def test_a_compiled_wgan_gp_run_resumes_exports_and_samples(run_cli, quick_compile, tmp_path):
+    from translator.registry import get_registry
+
+    run = tmp_path / "run"
+    result = run_cli("train", "wgan-gp", "--data", "demo", "--steps", "2", *SMALL, "--compile",
+                     "--n-critic", "2", "--out", run)
+    assert result.exit_code == 0, result.output
+    spec = get_registry().model("wgan-gp")
+    eager = spec.build(spec.config(size=32, ngf=8, ndf=8))
+    assert set(final_weights(run)) == set(eager.nets.state_dict())
+    assert "gp" in (run / "logs" / "losses.csv").read_text().splitlines()[0]
+    assert quick_compile and "torch.compile failed" not in result.output
+    result = run_cli("train", "--resume", run, "--steps", "3")
+    assert result.exit_code == 0, result.output
+    assert run_cli("sample", run, "-n", "4", "-o", tmp_path / "g.png").exit_code == 0
+    result = run_cli("export", "onnx", run, "-o", tmp_path / "g.onnx")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_compiled_cyclegan_run_translates_and_exports(run_cli, quick_compile, tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    result = run_cli("train", "cyclegan-mobile", "--data", "demo", "--steps", "2", "--size", "32",
+                     "--ngf", "8", "--ndf", "8", "--d-layers", "2", "--compile", "--out", run)
+    assert result.exit_code == 0, result.output
+    assert quick_compile and "torch.compile failed" not in result.output
+    Image.new("RGB", (40, 32), (200, 30, 90)).save(tmp_path / "in.png")
+    result = run_cli("translate", run, tmp_path / "in.png", "-o", tmp_path / "out.png",
+                     "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out.png").size == (40, 32)
+    result = run_cli("export", "onnx", run, "--direction", "a2b", "-o", tmp_path / "a2b.onnx")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_network_that_fails_to_compile_at_its_first_call_runs_eager(run_cli, monkeypatch, tmp_path):
+    def no_compiler(gm, example_inputs):
+        raise RuntimeError("no working C compiler found")
+
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda *a, **kw: real(*a, **{**kw, "backend": no_compiler}))
+    try:
+        result = run_cli("train", "dcgan", "--data", "demo", "--steps", "2", *SMALL, "--compile",
+                         "--out", tmp_path / "run")
+    finally:
+        torch._dynamo.reset()
+    assert result.exit_code == 0, result.output
+    for net in ("G", "D"):
+        assert result.output.count(f"torch.compile failed for {net}; running it eager") == 1
+    assert "no working C compiler found" in result.output
+
+
+def test_weights_that_do_not_fit_are_one_short_line(tmp_path):
+    from torch import nn
+
+    from translator.checkpoint import load_into
+    from translator.errors import GantoolError
+
+    net = nn.ModuleDict({"G": nn.Sequential(*[nn.Linear(4, 4) for _ in range(50)])})
+    renamed = {f"G._orig_mod.x{k}": v for k, v in net.state_dict().items()}
+    with pytest.raises(GantoolError) as err:
+        load_into(net, renamed, tmp_path)
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 400, message
+    assert "100 missing" in message and "'G.0.weight'" in message
+    wrong = dict(net.state_dict(), **{"G.3.weight": torch.zeros(5, 4)})
+    with pytest.raises(GantoolError, match=r"G\.3\.weight.*\[5, 4\].*\[4, 4\]"):
+        load_into(net, wrong, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_run_compiled_by_inductor_resumes_and_exports(run_cli, tmp_path):
+    """The real backend (C++ code generation, minutes on two cores): no network falls back
+    to eager, the penalty's double backward included, and the run is usable afterwards."""
+    run = tmp_path / "run"
+    try:
+        result = run_cli("train", "wgan-gp", "--data", "demo", "--steps", "2", *SMALL, "--compile",
+                         "--n-critic", "2", "--workers", "0", "--out", run)
+        assert result.exit_code == 0, result.output
+        assert "torch.compile failed" not in result.output
+        result = run_cli("train", "--resume", run, "--steps", "3")
+        assert result.exit_code == 0 and "torch.compile failed" not in result.output, result.output
+    finally:
+        torch._dynamo.reset()
+    result = run_cli("export", "onnx", run, "-o", tmp_path / "g.onnx")
+    assert result.exit_code == 0, result.output

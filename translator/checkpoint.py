@@ -115,15 +115,35 @@ def load_state(folder: Path) -> dict[str, Any]:
 
 
 def load_into(module: torch.nn.Module, weights: dict[str, torch.Tensor], where: Path) -> None:
-    """Load weights, turning shape or key mismatches into one clear error."""
+    """Load weights, turning shape or key mismatches into one short, clear error."""
+    # Compiled runs of gantool 0.1 saved torch.compile's wrapper names; the weights are the same.
+    weights = {k.replace("._orig_mod.", ".").removeprefix("_orig_mod."): v for k, v in weights.items()}
     try:
         module.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = lines[1] if len(lines) > 1 else lines[0]
         raise GantoolError(
-            f"checkpoint {where} does not fit this model (other options or model?): {detail}"
+            f"checkpoint {where} does not fit this model (other options or model?): "
+            f"{_mismatch(module.state_dict(), weights, exc)}"
         ) from None
+
+
+def _mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], exc: Exception) -> str:
+    """What differs, in one line: key counts with one example each, or the first bad shape."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s) such as '{missing[0]}'")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s) such as '{unexpected[0]}'")
+    for key, tensor in found.items():
+        if key in expected and tensor.shape != expected[key].shape:
+            parts.append(f"'{key}' has shape {list(tensor.shape)}, the model {list(expected[key].shape)}")
+            break
+    if parts:
+        return "; ".join(parts)
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[1] if len(lines) > 1 else lines[0])[:200]
 
 
 def read_json(path: Path) -> dict[str, Any]:

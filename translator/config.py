@@ -32,6 +32,9 @@ class TrainConfig:
         "help": "auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",
         "choices": ["auto", "fp32", "bf16", "fp16"]})
     compile: bool = field(default=False, metadata={"help": "torch.compile the networks"})
+    deterministic: bool = field(default=False, metadata={
+        "help": "the same bits on every run, e.g. to check a resume on a GPU: deterministic "
+                "algorithms, fp32, no cuDNN autotuning, no TF32 (slower)"})
     seed: int = field(default=0, metadata={"help": "random seed (data order, init, noise)"})
     out: str | None = field(default=None, metadata={
         "help": "run folder (default runs/MODEL-TIMESTAMP)"})

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .device import true_fp32
 from .errors import GantoolError
 
 
@@ -130,7 +131,10 @@ class StepContext:
 
     def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         scaler = self._scaler(optimizer)
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+        # Under mixed precision the float32 convolutions left in a backward pass are those
+        # kept in float32 on purpose (a gradient penalty's second derivative): no TF32 there.
+        with true_fp32() if self.amp_dtype is not None else contextlib.nullcontext():
+            (scaler.scale(loss) if scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.world_size > 1:
@@ -146,26 +150,52 @@ class StepContext:
     def zero_grad(optimizer: torch.optim.Optimizer) -> None:
         optimizer.zero_grad(set_to_none=True)
 
+    def mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        """``value`` averaged over all processes (``value`` itself when training alone).
+
+        For what every rank must decide alike, such as which network trains next: ranks
+        see different images, and a decision from local numbers would differ between them.
+        Every rank must call it at the same point of its step.
+        """
+        if self.world_size == 1:
+            return value
+        import torch.distributed as dist
+
+        total = value.detach().float().clone()
+        dist.all_reduce(total)
+        return total / self.world_size
+
 
 def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> None:
     """All-reduce the gradients of one optimizer's parameters across processes.
 
     GAN steps forward a discriminator several times per backward and toggle which network
     learns; averaging at each optimizer step keeps every rank's weights identical without
-    constraining how a plugin writes its step.
+    constraining how a plugin writes its step. Every rank reduces the same buffer, whatever
+    its own step produced: every parameter's gradient (zeros where it has none) and, per
+    parameter, how many ranks had one, so that collectives always match across ranks.
     """
     import torch.distributed as dist
 
-    grads = [
-        p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None
-    ]
-    if not grads:
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not params:
         return
-    flat = torch._utils._flatten_dense_tensors(grads)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    missing = [i for i, p in enumerate(params) if p.grad is None]
+    # Filled on the device, not copied from the host: no synchronisation in the usual case.
+    had = torch.ones(len(params), device=params[0].device, dtype=grads[0].dtype)
+    if missing:
+        had[missing] = 0
+    flat = torch._utils._flatten_dense_tensors([*grads, had])
     dist.all_reduce(flat)
-    flat.div_(world_size)
-    for g, synced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
-        g.copy_(synced)
+    *synced, had = torch._utils._unflatten_dense_tensors(flat, [*grads, had])
+    # Reading the counts syncs with the device: only done when this rank lacks a gradient.
+    anyone = had.tolist() if missing else []
+    for i, p in enumerate(params):
+        if p.grad is not None:
+            p.grad.copy_(synced[i].div_(world_size))
+        elif anyone[i] > 0:
+            p.grad = torch.empty_like(p).copy_(synced[i].div_(world_size))
 
 
 def gradient_penalty(
@@ -176,16 +206,19 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """WGAN-GP's penalty ``E[(||grad_x D(x)|| - target_norm)^2]`` on random interpolates.
 
-    Computed in float32 with autocast disabled: the gradient of a half-precision output is
+    Computed in float32 (no autocast, no TF32): the gradient of a half-precision output is
     too coarse for a penalty on its norm. The result keeps its graph (``create_graph``), so
-    adding it to the discriminator's loss trains the discriminator on it. Interpolation
-    weights come from torch's global RNG (saved and restored on resume).
+    adding it to the discriminator's loss trains the discriminator on it; the discriminator
+    runs eagerly here under ``--compile``, whose graphs cannot be differentiated twice.
+    Interpolation weights come from torch's global RNG (saved and restored on resume).
     """
     real = real.detach().float()
     fake = fake.detach().float()
     alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    with torch.autocast(device_type=real.device.type, enabled=False):
+    # Eager even under --compile: compiled graphs do not support double backward.
+    with torch.autocast(device_type=real.device.type, enabled=False), true_fp32(), \
+            torch.compiler.set_stance("force_eager"):
         out = discriminator(mixed).float()
         (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
     # The epsilon keeps the norm's gradient finite where the gradient is exactly zero.

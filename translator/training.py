@@ -38,6 +38,8 @@ from .device import (
     choose_precision,
     distributed_from_env,
     init_process_group,
+    restores_backend_flags,
+    set_training_flags,
 )
 from .errors import GantoolError
 from .gan import GANModel, StepContext
@@ -200,6 +202,7 @@ def create_run(run_dir: Path, spec: ModelSpec, train_cfg: TrainConfig, model_con
     return save_checkpoint(run_dir / "checkpoints", 0, model.nets.state_dict(), state)
 
 
+@restores_backend_flags
 def train(
     train_cfg: TrainConfig,
     model_config: Any = None,
@@ -233,13 +236,13 @@ def train(
     model_config = resolve_model_config(spec, model_config, train_cfg)
 
     dist_info = distributed_from_env()
-    device = choose_device(train_cfg.device, dist_info.local_rank, announce=dist_info.is_main)
+    device = choose_device(train_cfg.device, dist_info.local_rank, announce=dist_info.is_main,
+                           distributed=dist_info.enabled)
     init_process_group(dist_info, device)
-    amp_dtype = choose_precision(train_cfg.precision, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    if train_cfg.deterministic and train_cfg.precision not in ("auto", "fp32"):
+        raise GantoolError("--deterministic trains in fp32; leave out --precision")
+    amp_dtype = None if train_cfg.deterministic else choose_precision(train_cfg.precision, device)
+    set_training_flags(device, train_cfg.deterministic)
 
     domains = open_data(train_cfg, spec.kind, "train")
     for lst in domains.values():
@@ -296,7 +299,7 @@ def train(
         load_into(model.nets, weights, folder)
         try:
             for name, opt in optimizers.items():
-                opt.load_state_dict(state["optimizers"][name])
+                _load_optimizer(opt, state["optimizers"][name])
             for name, sched in schedulers.items():
                 sched.load_state_dict(state["schedulers"][name])
             for name, opt in optimizers.items():
@@ -382,8 +385,10 @@ def train(
                disable=not (progress and dist_info.is_main), dynamic_ncols=True,
                file=sys.stderr)
     model.train()
+    # Per loss: a model may return some losses only on some steps (WGAN's generator loss
+    # every n_critic steps), so each is averaged over the steps that returned it.
     sums: dict[str, torch.Tensor] = {}
-    count = 0
+    counts: dict[str, int] = {}
     last: dict[str, float] = {}
     began = time.perf_counter()
     step = start
@@ -398,12 +403,12 @@ def train(
         for name, value in losses.items():
             value = value.detach().float()
             sums[name] = sums[name] + value if name in sums else value
-        count += 1
+            counts[name] = counts.get(name, 0) + 1
         done = step + 1
         # Reading losses forces a device sync, so it happens only at log intervals.
         if done % train_cfg.log_every == 0 or done == total:
-            last = {k: float(v) / count for k, v in sums.items()}
-            sums, count = {}, 0
+            last = {k: float(v) / counts[k] for k, v in sums.items()}
+            sums, counts = {}, {}
             if log is not None:
                 log.append(done, last)
             if board is not None:
@@ -427,13 +432,67 @@ def train(
 
 
 def _maybe_compile(model: GANModel) -> GANModel:
-    """Compile each network; a network that cannot compile stays eager, with a note."""
-    for name in list(model.nets.keys()):
-        try:
-            model.nets[name] = torch.compile(model.nets[name])
-        except Exception as exc:  # compile support varies by platform and version
-            print(f"note: torch.compile failed for {name}; running eager ({exc})", file=sys.stderr)
+    """Compile each network's ``forward`` in place; a network that cannot compile stays eager.
+
+    In place, not wrapped: ``model.nets`` keeps the eager modules, so checkpoints keep their
+    keys (a wrapper would add ``_orig_mod.``) and every later command can load them.
+    Double backward (a gradient penalty) cannot go through a compiled graph, so
+    :func:`~translator.gan.gradient_penalty` runs its network eagerly.
+    """
+    for name, net in model.nets.items():
+        net.forward = _compiled_or_eager(name, net)
     return model
+
+
+def _compiled_or_eager(name: str, net: torch.nn.Module) -> Callable[..., Any]:
+    """``net.forward`` compiled; if compiling fails (at creation or, as compilation is lazy,
+    at the first call: no C compiler, an unsupported operation), the eager one, with a note."""
+    eager = net.forward
+
+    def give_up(exc: Exception) -> Callable[..., Any]:
+        cause = getattr(exc, "inner_exception", None) or exc  # the backend's own error
+        text = str(cause).strip()
+        why = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+        print(f"note: torch.compile failed for {name}; running it eager ({why[:200]})",
+              file=sys.stderr)
+        net.forward = eager
+        return eager
+
+    try:
+        compiled = torch.compile(eager)
+    except Exception as exc:  # compile support varies by platform and version
+        return give_up(exc)
+
+    def first_call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            out = compiled(*args, **kwargs)
+        except Exception as exc:
+            return give_up(exc)(*args, **kwargs)
+        net.forward = compiled
+        return out
+
+    return first_call
+
+
+# Chosen by the optimizer's maker for this device (fused Adam on CUDA), not run state.
+_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Load an optimizer's state saved on any device, fitted to this one.
+
+    The saved groups carry the saving device's implementation flags (CPU -> GPU would drop
+    fused Adam), and the state tensors its memory layout (GPU -> CPU would pair
+    channels-last moments with contiguous parameters): both follow this run's optimizer.
+    """
+    own = [{k: g[k] for k in _IMPLEMENTATION_FLAGS if k in g} for g in opt.param_groups]
+    groups = [{**g, **flags} for g, flags in zip(saved["param_groups"], own, strict=True)]
+    opt.load_state_dict({**saved, "param_groups": groups})
+    for param, state in opt.state.items():
+        for key, value in state.items():
+            if (isinstance(value, torch.Tensor) and value.shape == param.shape
+                    and value.stride() != param.stride()):
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def latest_step(run_dir: Path) -> int:

@@ -92,7 +92,8 @@ class NoiseGAN(GANModel):
         self.nets["D"] = Critic(config.ndf, config.size, config.critic_norm)
         init_normal(self.nets)
         self.critic_streak = 0
-        self.last_accuracy = 0.5
+        #: The discriminator's accuracy on the last batch (a tensor while training).
+        self.last_accuracy: float | torch.Tensor = 0.5
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -108,7 +109,9 @@ class NoiseGAN(GANModel):
         if self.config.balance == "adaptive":
             # The discriminator is losing when it ranks fewer than half of the real images
             # above their fakes; it then trains alone, up to five times in a row.
-            if self.last_accuracy < 0.5 and self.critic_streak < 5:
+            # Reading the accuracy is this mode's one device sync per step: which network
+            # trains next is decided on the host.
+            if float(self.last_accuracy) < 0.5 and self.critic_streak < 5:
                 return False
             return True
         return step % self.config.n_critic == self.config.n_critic - 1
@@ -156,7 +159,8 @@ class NoiseGAN(GANModel):
             if c.loss == "wasserstein":
                 out["wasserstein"] = (real_scores.mean() - fake_scores.mean()).detach()
             if c.balance == "adaptive":
-                self.last_accuracy = float(accuracy)
+                # Averaged over ranks: every rank must pick the same network next step.
+                self.last_accuracy = ctx.mean_over_ranks(accuracy)
                 self.critic_streak += 1
 
         if train_g:
@@ -175,7 +179,7 @@ class NoiseGAN(GANModel):
                 # The generator moved; judge the discriminator again on this batch.
                 with torch.no_grad(), ctx.autocast():
                     fooled = D(real).float() > D(G(z)).float()
-                self.last_accuracy = float(fooled.float().mean())
+                self.last_accuracy = ctx.mean_over_ranks(fooled.float().mean())
         return out
 
     def fixed_inputs(self, examples, generator):
@@ -191,7 +195,7 @@ class NoiseGAN(GANModel):
             metadata={"model_size": str(self.config.size)})}
 
     def extra_state(self):
-        return {"critic_streak": self.critic_streak, "last_accuracy": self.last_accuracy}
+        return {"critic_streak": self.critic_streak, "last_accuracy": float(self.last_accuracy)}
 
     def load_extra_state(self, state) -> None:
         self.critic_streak = int(state.get("critic_streak", 0))

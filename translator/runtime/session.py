@@ -209,6 +209,32 @@ def _missing_library(preload_output: str) -> str | None:
     return None
 
 
+def _trt_cache_dir() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "gantool" / "tensorrt"
+
+
+def provider_options(name: str) -> dict[str, str]:
+    """The options gantool gives a provider, chosen rather than left at onnxruntime's defaults.
+
+    CUDA: cuDNN's heuristic choice of convolution algorithm, since the default exhaustive
+    search runs again for every new input shape (every upload in ``serve``, every size group
+    in ``apply``); and an arena that grows by what is asked, not in powers of two.
+    TensorRT: engines and timings cached on disk, so that only the first run builds them.
+    """
+    if name == _CUDA:
+        return {"cudnn_conv_algo_search": "HEURISTIC", "arena_extend_strategy": "kSameAsRequested"}
+    if name == _TRT:
+        cache = _trt_cache_dir()
+        with contextlib.suppress(OSError):
+            cache.mkdir(parents=True, exist_ok=True)
+        if not cache.is_dir():  # a read-only home: engines are built on every run
+            return {}
+        return {"trt_engine_cache_enable": "True", "trt_timing_cache_enable": "True",
+                "trt_engine_cache_path": str(cache), "trt_timing_cache_path": str(cache)}
+    return {}
+
+
 def create_session(path: Path, provider: str = "auto", log: Log = stderr_log) -> Any:
     """An ``InferenceSession`` on the requested provider.
 
@@ -246,7 +272,8 @@ def create_session(path: Path, provider: str = "auto", log: Log = stderr_log) ->
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+        session = ort.InferenceSession(str(path), sess_options=options, providers=chosen,
+                                       provider_options=[provider_options(p) for p in chosen])
     except Exception as exc:
         raise _load_error(path, exc) from None
     finally:
