@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import GantoolError
+from .safe_write import write_text_atomic
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
@@ -28,12 +29,6 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 def step_dir_name(step: int) -> str:
     return f"step-{step:07d}"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(

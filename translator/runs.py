@@ -14,6 +14,7 @@ from .config import TrainConfig, config_from_dict, to_dict
 from .data import ImageList
 from .errors import GantoolError
 from .registry import get_registry
+from .safe_write import write_text_atomic
 from .specs import DataRequest, ModelSpec
 
 CONFIG = "config.json"
@@ -82,7 +83,6 @@ def describe_data(domains: dict[str, ImageList]) -> dict[str, Any]:
 
 def write_run_config(run_dir: Path, spec: ModelSpec, train: TrainConfig, model_config: Any,
                      data: dict[str, Any]) -> None:
-    from .checkpoint import write_text_atomic
     from .manager import get_plugin_manager
 
     info = get_plugin_manager().info.get(spec.plugin)
