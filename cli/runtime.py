@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from translator.errors import GantoolError
+from translator.onnx_metadata import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
 PROVIDER_CHOICE = click.Choice(["auto", "cuda", "tensorrt", "cpu"])
 
@@ -24,7 +25,7 @@ def _model_options(f):
     )(f)
     f = click.option(
         "--size",
-        type=click.IntRange(min=8),
+        type=click.IntRange(min=MIN_INPUT_SIZE, max=MAX_INPUT_SIZE),
         help="Processing size (short side, pixels); default: the model's training size.",
     )(f)
     f = click.option(

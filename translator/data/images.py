@@ -13,12 +13,54 @@ IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm"}
 )
 
-# Decompression-bomb guard: larger images are refused with a clear reason.
-MAX_PIXELS = 16384 * 16384
+#: Decompression-bomb guard: images with more pixels are refused before decoding. Below
+#: Pillow's own limits (89 Mpx warns, 179 Mpx fails) so that it is ours that acts, with one
+#: clear reason; ``GANTOOL_MAX_PIXELS`` raises or lowers it.
+DEFAULT_MAX_PIXELS = 64_000_000
+MAX_PIXELS_ENV = "GANTOOL_MAX_PIXELS"
 
 
 class ImageReadError(ValueError):
     """An image file that cannot be decoded; the message says why."""
+
+
+def max_pixels() -> int:
+    """The pixel cap: ``GANTOOL_MAX_PIXELS`` when set, else :data:`DEFAULT_MAX_PIXELS`."""
+    from translator.errors import GantoolError
+
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise GantoolError(f"{MAX_PIXELS_ENV}={text[:40]} is not a whole number of pixels (e.g. 64000000)")
+    return int(text)
+
+
+def open_capped(source, cap: int | None = None, formats: tuple[str, ...] | None = None):
+    """``PIL.Image.open`` that refuses, from the header alone, images over ``cap`` pixels
+    (default :func:`max_pixels`) with :class:`ImageReadError` ("too large ...").
+
+    Pillow's own bomb check is set to twice the cap (it only warns below that), and its
+    warning is silenced: the cap here always acts first and says why.
+    """
+    import warnings
+
+    from PIL import Image
+
+    cap = max_pixels() if cap is None else cap
+    Image.MAX_IMAGE_PIXELS = cap
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    try:
+        img = Image.open(source, formats=formats)
+    except Image.DecompressionBombError:
+        raise ImageReadError(f"too large (more than twice the limit of {cap:,} pixels)") from None
+    if img.width * img.height > cap:
+        img.close()
+        raise ImageReadError(
+            f"too large ({img.width}x{img.height} = {img.width * img.height:,} pixels; "
+            f"the limit is {cap:,}, set by {MAX_PIXELS_ENV})"
+        )
+    return img
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -27,15 +69,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     EXIF orientation is applied; grayscale, palette, CMYK, RGBA (composited on white) and
     16-bit images are converted. Raises :class:`ImageReadError` with a short reason.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps, UnidentifiedImageError
 
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ImageReadError("empty file")
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageReadError(f"too large ({img.width}x{img.height})")
+        with open_capped(path) as img:
             img.load()
             return pil_to_rgb(ImageOps.exif_transpose(img))
     except ImageReadError:
@@ -44,8 +84,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError("no such file") from None
     except UnidentifiedImageError:
         raise ImageReadError("not an image") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"too large ({exc})") from None
+    except PermissionError:
+        raise ImageReadError("permission denied") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"corrupt or truncated ({exc})") from None
 
@@ -91,18 +131,19 @@ class ScanResult:
 
 def check_image_header(path: Path) -> str | None:
     """A cheap validity check (reads the header only): ``None`` if fine, else the reason."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
         if path.stat().st_size == 0:
             return "empty file"
-        with Image.open(path) as img:
-            img.size  # noqa: B018 - touching size parses the header
-        return None
+        with open_capped(path):
+            return None
+    except ImageReadError as exc:
+        return str(exc)
     except UnidentifiedImageError:
         return "not an image"
-    except Image.DecompressionBombError:
-        return "too large"
+    except PermissionError:
+        return "permission denied"
     except OSError as exc:
         return f"unreadable ({exc})"
 

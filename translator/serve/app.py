@@ -14,6 +14,7 @@ Routes (all answers to ``/api`` are JSON, or PNG for images; errors are
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -128,6 +129,10 @@ def create_app(
         workers=workers,
         log=log,
     )
+    # Uploads wait here before their body is read: at most this many bodies sit in memory,
+    # however many clients connect, so the server's memory is bounded by design (this many
+    # uploads + ``workers`` decoded images), not by the number of connections.
+    uploads = asyncio.Semaphore(2 * max(1, workers))
     page = resources.files("translator.serve").joinpath("page.html").read_text(encoding="utf-8")
 
     async def index(request: Request) -> Response:
@@ -162,8 +167,10 @@ def create_app(
                 )
             if not (ctype.startswith("image/") or ctype in _GENERIC_TYPES):
                 raise ServeError(415, f"expected an image upload, got Content-Type '{ctype[:80]}'")
-            data = await read_body(request, svc.max_upload_bytes)
-        png, timing, extra = await run_in_threadpool(svc.translate, model_id, data, sample_name, faces)
+        async with uploads:
+            if not sample_name:
+                data = await read_body(request, svc.max_upload_bytes)
+            png, timing, extra = await run_in_threadpool(svc.translate, model_id, data, sample_name, faces)
         headers = {**timing.headers(served.session.provider_name), **extra}
         # Domain names come from the model's metadata: keep them from breaking the header.
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", served.info.domain_to or model_id) + ".png"

@@ -156,36 +156,36 @@ def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
 
     415: not an image in an accepted format; 413: too many pixels; 400: truncated/corrupt.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps, UnidentifiedImageError
+
+    from translator.data.images import ImageReadError, open_capped
 
     if not data:
         raise ServeError(400, "the request has no image: send the image file as the request body")
     try:
-        img = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
+        img = open_capped(io.BytesIO(data), max_pixels, formats=UPLOAD_FORMATS)
     except UnidentifiedImageError:
         raise ServeError(
             415, f"the upload is not an image in a supported format ({', '.join(UPLOAD_FORMATS)})"
         ) from None
-    except Image.DecompressionBombError:
-        raise ServeError(413, f"the image has too many pixels (limit {max_pixels:,})") from None
+    except ImageReadError as exc:
+        raise ServeError(413, f"the image is {exc}") from None
     except Exception as exc:  # a corrupt header can raise nearly anything inside a plugin
         raise ServeError(400, f"the image could not be read: {_short(exc)}") from None
-    width, height = img.size
-    if width * height > max_pixels:
-        raise ServeError(
-            413, f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
-        )
-    if width < 1 or height < 1:
+    if img.width < 1 or img.height < 1:
         raise ServeError(400, "the image is empty (0 pixels)")
     try:
-        img.load()
-        # Phone photos store rotation in EXIF; browsers honour it when showing the input,
-        # so the result must too or input and output would not line up.
-        img = ImageOps.exif_transpose(img)
-        rgb = np.asarray(img.convert("RGB"))
+        with img:
+            img.load()
+            # Phone photos store rotation in EXIF; browsers honour it when showing the input,
+            # so the result must too or input and output would not line up. In place, and
+            # without a conversion when already RGB: each copy of a large image costs as
+            # much memory as the image.
+            ImageOps.exif_transpose(img, in_place=True)
+            rgb = np.array(img if img.mode == "RGB" else img.convert("RGB"))
     except Exception as exc:
         raise ServeError(400, f"the image is truncated or corrupt: {_short(exc)}") from None
-    return np.ascontiguousarray(rgb)
+    return rgb
 
 
 def _short(exc: Exception) -> str:
