@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import (
+    clean_leftovers,
     find_checkpoint,
     list_checkpoints,
     load_into,
@@ -43,7 +44,14 @@ from .errors import GantoolError
 from .gan import GANModel, StepContext
 from .imaging import plot_losses, save_grid
 from .registry import get_registry
-from .runs import default_run_dir, describe_data, open_data, read_run_config, write_run_config
+from .runs import (
+    check_train_config,
+    default_run_dir,
+    describe_data,
+    open_data,
+    read_run_config,
+    write_run_config,
+)
 from .specs import ModelSpec
 
 
@@ -173,10 +181,14 @@ def train(
         train_cfg = dataclasses.replace(rc.train, out=str(resume))
         if steps_override is not None:
             train_cfg = dataclasses.replace(train_cfg, steps=steps_override, epochs=None)
-        folder = find_checkpoint(Path(resume) / "checkpoints")
-        resume_state = (folder, load_state(folder), load_weights(folder))
+        # A run killed before its first checkpoint starts again from step 0 with the
+        # configuration it recorded: exactly what its first start would have done.
+        if list_checkpoints(Path(resume) / "checkpoints"):
+            folder = find_checkpoint(Path(resume) / "checkpoints")
+            resume_state = (folder, load_state(folder), load_weights(folder))
     else:
         spec = get_registry().model(train_cfg.model)
+        check_train_config(train_cfg, "training options")
     model_config = resolve_model_config(spec, model_config, train_cfg)
 
     dist_info = distributed_from_env()
@@ -256,9 +268,9 @@ def train(
                 model.load_extra_state(extras[dist_info.rank])
             else:
                 model.load_extra_state(state.get("extra", {}))
-            fixed = state.get("fixed", fixed)
+            fixed = _matching_fixed(state.get("fixed", fixed), fixed, folder)
             rng = state["rng"]
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
             raise GantoolError(f"checkpoint {folder} does not fit this model: {exc}") from None
         if len(rng) != dist_info.world_size:
             print(f"note: checkpoint was written by {len(rng)} process(es); "
@@ -278,6 +290,7 @@ def train(
     if dist_info.is_main:
         for sub in ("checkpoints", "samples", "logs"):
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        clean_leftovers(run_dir / "checkpoints")
         if resume is None:
             write_run_config(run_dir, spec, dataclasses.replace(train_cfg, model=spec.name),
                              model_config, describe_data(domains))
@@ -371,6 +384,18 @@ def train(
     if dist_info.is_main and log is not None and log.path.stat().st_size:
         plot_losses(log.path, run_dir / "logs" / "losses.png")
     return TrainResult(run_dir, step + 1, last, time.perf_counter() - began)
+
+
+def _matching_fixed(saved: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor],
+                    folder: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's fixed sample inputs, if they have the keys and shapes this model uses."""
+    def shapes(d: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in d.items()}
+
+    if shapes(saved) != shapes(fresh):
+        raise GantoolError(f"checkpoint {folder / 'state.pt'} is damaged: its fixed sample inputs "
+                           f"{shapes(saved)} do not fit this model's {shapes(fresh)}")
+    return saved
 
 
 def _maybe_compile(model: GANModel) -> GANModel:
