@@ -183,5 +183,9 @@ def read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise GantoolError(f"{path} not found") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GantoolError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise GantoolError(f"{path} is not valid JSON: nested too deeply") from None
+    except OSError as exc:
+        raise GantoolError(f"cannot read {path}: {exc.strerror or exc}") from None
