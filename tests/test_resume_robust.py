@@ -160,3 +160,20 @@ def test_library_resume_without_checkpoint_uses_the_recorded_config(tmp_path, st
     train(TrainConfig(), resume=run, progress=False)
     a, b = _weights(straight), _weights(run)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resumed_losses_csv_matches_an_uninterrupted_run(tmp_path, straight):
+    """Log rows every 2 steps, checkpoints every 3: the row at step 4 averages steps 3 and
+    4 although the run resumed from step 3."""
+    run = tmp_path / "run"
+    cfg = TrainConfig(model="dcgan", data="demo", size=32, batch_size=4, steps=6, out=str(run),
+                      workers=0, log_every=2, sample_every=1000, checkpoint_every=3)
+    from translator.registry import get_registry
+
+    model_cfg = get_registry().model("dcgan").config(ngf=8, ndf=8)
+    train(cfg, model_cfg, progress=False, stop_after=5)
+    with open(run / "logs" / "losses.csv", "a") as fh:
+        fh.write("1")  # a row a kill cut short
+    train(TrainConfig(), resume=run, progress=False)
+    expected = (straight / "logs" / "losses.csv").read_text()
+    assert (run / "logs" / "losses.csv").read_text() == expected

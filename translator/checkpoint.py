@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import GantoolError
-from .safe_write import write_text_atomic
+from .safe_write import TMP_MARK, write_text_atomic
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
@@ -84,11 +84,16 @@ def prune_checkpoints(checkpoints: Path, keep_last: int, history_every: int) -> 
 
 
 def clean_leftovers(checkpoints: Path) -> None:
-    """Remove what an interrupted checkpoint write or prune left (hidden ``.step-*``)."""
+    """Remove what an interrupted checkpoint write or prune left: hidden ``.step-*``
+    folders and temporary files of :mod:`.safe_write`."""
     if checkpoints.is_dir():
         for p in checkpoints.iterdir():
-            if p.name.startswith(".step-") and p.is_dir() and not p.is_symlink():
+            if p.is_symlink() or not p.name.startswith("."):
+                continue
+            if p.name.startswith(".step-") and p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
+            elif TMP_MARK in p.name and p.is_file():
+                p.unlink(missing_ok=True)
 
 
 def find_checkpoint(checkpoints: Path, step: int | None = None) -> Path:
@@ -152,6 +157,12 @@ def state_problem(state: Any) -> str | None:
             return f"'{key}' must be a {kind.__name__}, not {type(state[key]).__name__}"
     if not all(isinstance(v, torch.Tensor) for v in state.get("fixed", {}).values()):
         return "'fixed' must hold tensors"
+    partial = state.get("log_partial", {"count": 0, "sums": {}})
+    count = partial.get("count") if isinstance(partial, dict) else None
+    sums = partial.get("sums") if isinstance(partial, dict) else None
+    if (isinstance(count, bool) or not isinstance(count, int) or count < 0 or not isinstance(sums, dict)
+            or not all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in sums.values())):
+        return "'log_partial' must hold a count and the summed losses since the last log row"
     return _rng_problem(state.get("rng"))
 
 

@@ -52,6 +52,7 @@ from .runs import (
     read_run_config,
     write_run_config,
 )
+from .safe_write import atomic_path
 from .specs import ModelSpec
 
 
@@ -94,10 +95,10 @@ class LossLog:
         self.columns: list[str] | None = None
         if resume_step is not None and path.is_file():
             with open(path, newline="") as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
+                rows = [r for r in csv.DictReader(fh) if _logged_step(r) <= resume_step]
             if rows:
                 self.columns = [c for c in rows[0] if c != "step"]
-            with open(path, "w", newline="") as fh:
+            with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
                 if self.columns is not None:
                     writer = csv.DictWriter(fh, ["step", *self.columns])
                     writer.writeheader()
@@ -115,6 +116,13 @@ class LossLog:
             if new:
                 writer.writeheader()
             writer.writerow({"step": step, **{k: f"{v:.6g}" for k, v in losses.items()}})
+
+
+def _logged_step(row: dict[str, str | None]) -> float:
+    """A CSV row's step; infinity for a row a kill cut short (dropped on resume)."""
+    step = row.get("step") or ""
+    complete = None not in row and all(v not in (None, "") for v in row.values())
+    return int(step) if complete and step.isdigit() else math.inf
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -327,6 +335,9 @@ def train(
             "extra_ranks": extras,
             "fixed": {k: v.cpu() for k, v in fixed.items()},
             "rng": rng,
+            # Losses summed since the last log row: a resumed run's next row then averages
+            # the same steps as an uninterrupted run's.
+            "log_partial": {"count": count, "sums": {k: v.detach().cpu() for k, v in sums.items()}},
         }
         save_checkpoint(run_dir / "checkpoints", step_done, model.nets.state_dict(), state)
         prune_checkpoints(run_dir / "checkpoints", train_cfg.keep_last, train_cfg.history_every)
@@ -348,6 +359,10 @@ def train(
     model.train()
     sums: dict[str, torch.Tensor] = {}
     count = 0
+    if resume_state is not None and "log_partial" in resume_state[1]:
+        partial = resume_state[1]["log_partial"]
+        sums = {k: v.to(device) for k, v in partial["sums"].items()}
+        count = partial["count"]
     last: dict[str, float] = {}
     began = time.perf_counter()
     step = start
