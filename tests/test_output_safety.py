@@ -98,3 +98,33 @@ def test_grids_and_configs_are_written_atomically(tmp_path):
     save_image(np.zeros((8, 8, 3), np.uint8), tmp_path / "grid.png")
     assert victim.read_text() == "precious\n"
     assert shutil.which("cp")  # the cp -al test above needs it too
+
+
+def test_batch_report_names_link_loops_labels_permissions_and_quotes_names(tmp_path, model, monkeypatch):
+    from runtime_helpers import invoke
+
+    src = tmp_path / "in"
+    _image(src / "ok.png")
+    (src / "new\nline.png").write_bytes(b"not an image")
+    (src / "loop.png").symlink_to("loop.png")  # a link to itself
+    (src / "sub").mkdir()
+    (src / "sub" / "up").symlink_to("..", target_is_directory=True)  # a folder loop
+    _image(src / "locked.png")
+    import translator.data.images as images
+
+    real_open = images.open_capped
+
+    def no_permission(path, *args, **kwargs):
+        if str(path).endswith("locked.png"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(images, "open_capped", no_permission)
+    result = invoke(["apply", "-m", str(model), str(src), "-o", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert any("loop.png" in ln and "link" in ln for ln in lines), result.output
+    assert any("up" in ln and "link" in ln for ln in lines), result.output
+    assert any("locked.png: permission denied" in ln for ln in lines), result.output
+    assert any('"' in ln and "new\\nline.png" in ln for ln in lines), result.output
+    assert not any(ln.startswith("line.png") for ln in lines)

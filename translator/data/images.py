@@ -110,6 +110,15 @@ def pil_to_rgb(img) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """A path for a one-line report: as it is when printable, else quoted with escapes
+    (a newline in a file name must not split the report's line)."""
+    text = str(path)
+    if text.isprintable():
+        return text
+    return '"' + text.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+
+
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
@@ -124,7 +133,7 @@ class ScanResult:
     def describe_skipped(self, limit: int = 3) -> str:
         if not self.skipped:
             return ""
-        shown = ", ".join(f"{p.name} ({why})" for p, why in self.skipped[:limit])
+        shown = ", ".join(f"{shown_path(p.name)} ({why})" for p, why in self.skipped[:limit])
         more = f" and {len(self.skipped) - limit} more" if len(self.skipped) > limit else ""
         return f"skipped {len(self.skipped)} unreadable file(s): {shown}{more}"
 

@@ -73,7 +73,15 @@ def _image_dst(path: Path) -> Path:
 def _folder_jobs(folder: Path, out_root: Path, report: ApplyReport) -> list[Job]:
     jobs = []
     for path in sorted(folder.rglob("*")):
-        if not path.is_file() or any(p.startswith(".") for p in path.relative_to(folder).parts):
+        if any(p.startswith(".") for p in path.relative_to(folder).parts):
+            continue
+        if path.is_symlink() and not path.is_file():
+            # Links to folders are not followed (they can loop); broken or looping links
+            # lead nowhere. Either way the user hears of it.
+            why = "a link to a folder (not followed)" if path.is_dir() else "a broken or looping link"
+            report.skipped.append((path, why))
+            continue
+        if not path.is_file():
             continue
         rel = path.relative_to(folder)
         if is_image_path(path):
