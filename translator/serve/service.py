@@ -188,6 +188,33 @@ def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     return rgb
 
 
+#: Results larger than this (bytes of RGB) give their freed memory back to the system.
+_TRIM_AFTER_BYTES = 16 * 1024 * 1024
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing). Without it a server that decoded a few large uploads keeps their memory for
+    good: glibc holds freed pages in each worker thread's arena."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = _find_malloc_trim()
+    _malloc_trim(0)
+
+
+def _find_malloc_trim() -> Callable[[int], Any]:
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return lambda _pad: 0
+
+
+_malloc_trim: Callable[[int], Any] | None = None
+
+
 def _short(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]
@@ -371,6 +398,9 @@ class Service:
             model_ms = (time.perf_counter() - t0) * 1000
             png = encode_png(result)
         extra["X-Gantool-Size"] = f"{result.shape[1]}x{result.shape[0]}"
+        if result.size > _TRIM_AFTER_BYTES:
+            del image, result
+            release_free_memory()
         return png, Timing((time.perf_counter() - start) * 1000, model_ms), extra
 
     def _too_large(self, size: int | None) -> str:
