@@ -177,3 +177,18 @@ def test_resumed_losses_csv_matches_an_uninterrupted_run(tmp_path, straight):
     train(TrainConfig(), resume=run, progress=False)
     expected = (straight / "logs" / "losses.csv").read_text()
     assert (run / "logs" / "losses.csv").read_text() == expected
+
+
+def test_a_planted_link_at_a_checkpoint_name_is_replaced_not_followed(run_cli, tmp_path):
+    run = tmp_path / "run"
+    _train(run_cli, run, "--steps", "2")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    (run / "checkpoints" / "step-0000004").symlink_to(outside, target_is_directory=True)
+    result = run_cli("train", "--resume", run, "--steps", "4")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
+    assert (outside / "keep.txt").read_text() == "keep"
+    assert not (run / "checkpoints" / "step-0000004").is_symlink()
+    assert find_checkpoint(run / "checkpoints").name == "step-0000004"

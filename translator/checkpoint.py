@@ -48,7 +48,9 @@ def save_checkpoint(
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
-    if final.exists():
+    if final.is_symlink() or final.is_file():
+        final.unlink()  # a link is replaced, never followed into what it points at
+    elif final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     write_text_atomic(checkpoints / LATEST, final.name + "\n")
