@@ -114,3 +114,16 @@ def test_serve_refuses_an_upload_over_the_cap_with_413(tmp_path):
     with pytest.raises(ServeError) as caught:
         decode_upload(data)
     assert caught.value.status == 413
+
+
+def test_pixel_cap_acts_on_video_frames(tmp_path, monkeypatch):
+    from translator.runtime.apply import apply
+
+    clip = write_video(tmp_path / "clip.mp4", frames=3, size=(96, 64))
+    monkeypatch.setenv("GANTOOL_MAX_PIXELS", str(96 * 64 - 1))
+    report = apply(make_invert_model(tmp_path / "m.onnx"), [clip], tmp_path / "out.mp4",
+                   progress=False, log=_quiet)
+    assert [why for _, why in report.failed] == [
+        f"video clip.mp4 is too large (96x64 = {96 * 64:,} pixels a frame; the limit is "
+        f"{96 * 64 - 1:,}, set by GANTOOL_MAX_PIXELS)"]
+    assert not (tmp_path / "out.mp4").exists()

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from translator.data.images import MAX_PIXELS_ENV, max_pixels
 from translator.errors import GantoolError
 from translator.safe_write import temporary_sibling
 
@@ -64,6 +65,11 @@ class VideoReader:
             height=int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
             frames=max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))),
         )
+        pixels, cap = self.props.width * self.props.height, max_pixels()
+        if pixels > cap:
+            self.cap.release()
+            raise GantoolError(f"video {self.path.name} is too large ({self.props.width}x{self.props.height} "
+                               f"= {pixels:,} pixels a frame; the limit is {cap:,}, set by {MAX_PIXELS_ENV})")
 
     def __iter__(self) -> Iterator[np.ndarray]:
         while True:
