@@ -69,15 +69,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     EXIF orientation is applied; grayscale, palette, CMYK, RGBA (composited on white) and
     16-bit images are converted. Raises :class:`ImageReadError` with a short reason.
     """
-    from PIL import ImageOps, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ImageReadError("empty file")
         with open_capped(path) as img:
-            img.load()
-            return pil_to_rgb(ImageOps.exif_transpose(img))
+            return decode_rgb(img)
     except ImageReadError:
         raise
     except FileNotFoundError:
@@ -88,6 +87,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError("permission denied") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"corrupt or truncated ({exc})") from None
+
+
+def decode_rgb(img) -> np.ndarray:
+    """An opened PIL image (see :func:`open_capped`) decoded to RGB with its EXIF
+    orientation applied. In place and without needless conversions: each copy of a large
+    image costs as much memory as the image."""
+    from PIL import ImageOps
+
+    img.load()
+    ImageOps.exif_transpose(img, in_place=True)
+    return pil_to_rgb(img)
 
 
 def pil_to_rgb(img) -> np.ndarray:
@@ -107,7 +117,7 @@ def pil_to_rgb(img) -> np.ndarray:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    return np.ascontiguousarray(np.asarray(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8))
 
 
 def shown_path(path: str | os.PathLike) -> str:

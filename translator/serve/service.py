@@ -156,9 +156,9 @@ def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
 
     415: not an image in an accepted format; 413: too many pixels; 400: truncated/corrupt.
     """
-    from PIL import ImageOps, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    from translator.data.images import ImageReadError, open_capped
+    from translator.data.images import ImageReadError, decode_rgb, open_capped
 
     if not data:
         raise ServeError(400, "the request has no image: send the image file as the request body")
@@ -175,17 +175,12 @@ def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     if img.width < 1 or img.height < 1:
         raise ServeError(400, "the image is empty (0 pixels)")
     try:
+        # Phone photos store rotation in EXIF; browsers honour it when showing the input,
+        # so the result must too or input and output would not line up.
         with img:
-            img.load()
-            # Phone photos store rotation in EXIF; browsers honour it when showing the input,
-            # so the result must too or input and output would not line up. In place, and
-            # without a conversion when already RGB: each copy of a large image costs as
-            # much memory as the image.
-            ImageOps.exif_transpose(img, in_place=True)
-            rgb = np.array(img if img.mode == "RGB" else img.convert("RGB"))
+            return decode_rgb(img)
     except Exception as exc:
         raise ServeError(400, f"the image is truncated or corrupt: {_short(exc)}") from None
-    return rgb
 
 
 #: Results larger than this (bytes of RGB) give their freed memory back to the system.
