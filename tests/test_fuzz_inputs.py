@@ -187,19 +187,25 @@ def bad_images(rng: random.Random, folder: Path) -> list[Path]:
     return paths
 
 
-def test_malformed_images_are_reported_never_raised(tmp_path):
+def test_malformed_images_are_reported_never_raised(tmp_path, recwarn):
     folder = tmp_path / "in"
     folder.mkdir()
     paths = bad_images(random.Random(SEED), folder)
+    from translator.serve.service import ServeError, decode_upload
+
     for path in paths:
         with pytest.raises(ImageReadError) as caught:
             read_image(path)
         assert "\n" not in str(caught.value) and str(caught.value)
+        with pytest.raises(ServeError) as refused:  # the same bytes uploaded to gantool serve
+            decode_upload(path.read_bytes())
+        assert 400 <= refused.value.status < 500
     model = make_invert_model(tmp_path / "m.onnx")
     result = invoke(["apply", "-m", str(model), str(folder), "-o", str(tmp_path / "out"), "--no-progress"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     failed = [ln for ln in result.output.splitlines() if ln.startswith("failed ")]
     assert len(failed) == len(paths)
+    assert not [w for w in recwarn if "PIL" in w.filename], [str(w.message) for w in recwarn]
 
 
 # -- real processes ------------------------------------------------------------------------

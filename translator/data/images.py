@@ -41,7 +41,7 @@ def open_capped(source, cap: int | None = None, formats: tuple[str, ...] | None 
     (default :func:`max_pixels`) with :class:`ImageReadError` ("too large ...").
 
     Pillow's own bomb check is set to twice the cap (it only warns below that), and its
-    warning is silenced: the cap here always acts first and says why.
+    warnings are silenced: the cap here always acts first and says why.
     """
     import warnings
 
@@ -50,6 +50,9 @@ def open_capped(source, cap: int | None = None, formats: tuple[str, ...] | None 
     cap = max_pixels() if cap is None else cap
     Image.MAX_IMAGE_PIXELS = cap
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    # Pillow warns about damaged metadata (corrupt EXIF...) it then skips; the user hears of
+    # a damaged image from us, once, if it cannot be decoded.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     try:
         img = Image.open(source, formats=formats)
     except Image.DecompressionBombError:
