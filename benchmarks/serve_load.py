@@ -60,6 +60,16 @@ def start_server(models: list[Path], provider: str, workers: int) -> tuple[subpr
     return proc, line.split()[2].rstrip("/")
 
 
+def server_memory(proc: subprocess.Popen) -> tuple[float, float]:
+    """(peak RSS, current RSS) of the server process in MiB, from /proc (VmHWM, VmRSS)."""
+    fields = {}
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmHWM"], fields["VmRSS"]
+
+
 def upload_image(size: int) -> bytes:
     from PIL import Image
 
@@ -198,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=512, help="uploaded JPEG is this square size")
     parser.add_argument("--provider", default="auto")
     parser.add_argument("--workers", type=int, default=2, help="the server's --workers")
+    parser.add_argument("--memory", action="store_true",
+                        help="also print the server's peak and final RSS (Linux /proc; "
+                             "not with --url)")
     args = parser.parse_args(argv)
 
     proc = None
@@ -215,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             # One untimed round first, so first-use costs (sample decoding) are not counted.
             run_load(url, mix, 1, len(mix))
             results, errors, wall = run_load(url, mix, args.clients, args.requests)
+            memory = server_memory(proc) if args.memory and proc is not None else None
         finally:
             if proc is not None:
                 proc.terminate()
@@ -228,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = ", ".join(sorted(str(p) for p in providers))
     print(f"{args.clients} clients, {args.requests} requests, server {url}, provider {shown}\n")
     print_table(results, errors, wall)
+    if memory is not None:
+        print(f"server RSS: peak {memory[0]:.0f} MiB, after the load {memory[1]:.0f} MiB")
     for e in errors[:10]:
         print("error:", e, file=sys.stderr)
     return 1 if errors else 0

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from translator.errors import GantoolError
+from translator.onnx_metadata import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
 PROVIDER_CHOICE = click.Choice(["auto", "cuda", "tensorrt", "cpu"])
 
@@ -24,7 +25,7 @@ def _model_options(f):
     )(f)
     f = click.option(
         "--size",
-        type=click.IntRange(min=8),
+        type=click.IntRange(min=MIN_INPUT_SIZE, max=MAX_INPUT_SIZE),
         help="Processing size (short side, pixels); default: the model's training size.",
     )(f)
     f = click.option(
@@ -134,16 +135,18 @@ def apply_command(
 
 
 def _print_report(report) -> None:
+    from translator.data.images import shown_path
+
     for path, reason in report.skipped:
-        click.echo(f"skipped {path}: {reason}", err=True)
+        click.echo(f"skipped {shown_path(path)}: {reason}", err=True)
     for path, reason in report.failed:
-        click.echo(f"failed  {path}: {reason}", err=True)
+        click.echo(f"failed  {shown_path(path)}: {reason}", err=True)
     if report.no_faces:
-        names = ", ".join(p.name for p in report.no_faces[:5])
+        names = ", ".join(shown_path(p.name) for p in report.no_faces[:5])
         more = f" and {len(report.no_faces) - 5} more" if len(report.no_faces) > 5 else ""
         click.echo(f"no face found (written unchanged): {names}{more}", err=True)
     if len(report.written) == 1:
-        click.echo(f"Wrote {report.written[0][1]}")
+        click.echo(f"Wrote {shown_path(report.written[0][1])}")
     click.echo(f"Done: {report.summary()}.")
     if report.failed:
         raise SystemExit(1)

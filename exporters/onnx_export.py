@@ -33,6 +33,7 @@ import torch
 import translator
 from translator import onnx_metadata as meta
 from translator.errors import GantoolError
+from translator.safe_write import temporary_sibling
 from translator.specs import ExportRequest
 
 Log = Callable[[str], None]
@@ -469,9 +470,9 @@ def write_files(files: list[ExportedFile]) -> None:
     try:
         for f in files:
             f.path.parent.mkdir(parents=True, exist_ok=True)
-            # Hidden, per-process name in the destination folder (same file system, so the
+            # Hidden, unique name in the destination folder (same file system, so the
             # rename is atomic); created normally so the file gets the usual permissions.
-            tmp = f.path.with_name(f".{f.path.name}.{os.getpid()}.tmp")
+            tmp = temporary_sibling(f.path)
             temps.append(tmp)
             onnx.save_model(f.model, str(tmp))  # no external data: one file
             f.size_bytes = tmp.stat().st_size

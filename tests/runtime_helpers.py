@@ -6,6 +6,8 @@ pixels changed" and "these did not" can be asserted precisely.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +139,19 @@ def invoke(args: list[str]):
     from translator.cli import cli
 
     return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def fake_size_png(path: Path, width: int, height: int) -> Path:
+    """A 1x1 PNG whose header claims ``width`` x ``height`` (a decompression bomb's header)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, "PNG")
+    raw = bytearray(buf.getvalue())
+    ihdr = struct.pack(">II", width, height) + bytes(raw[24:29])
+    raw[16:29] = ihdr
+    raw[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
+    path.write_bytes(bytes(raw))
+    return path

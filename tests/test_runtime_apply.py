@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from runtime_helpers import astronaut, count_frames, invoke, make_invert_model, write_video
+from runtime_helpers import astronaut, count_frames, fake_size_png, invoke, make_invert_model, write_video
 from skimage import data
 
 from translator.errors import GantoolError
@@ -20,19 +18,6 @@ from translator.runtime.apply import apply
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return make_invert_model(tmp_path_factory.mktemp("model") / "invert.onnx")
-
-
-def _png_with_fake_size(path: Path, width: int, height: int) -> None:
-    """A 1x1 PNG whose header claims ``width`` x ``height`` (a decompression bomb's header)."""
-    import io
-
-    buf = io.BytesIO()
-    Image.new("RGB", (1, 1)).save(buf, "PNG")
-    raw = bytearray(buf.getvalue())
-    ihdr = struct.pack(">II", width, height) + bytes(raw[24:29])
-    raw[16:29] = ihdr
-    raw[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
-    path.write_bytes(bytes(raw))
 
 
 def _messy_folder(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
@@ -78,7 +63,7 @@ def _messy_folder(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     bad["truncated.jpg"].write_bytes(full[: len(full) // 2])
     bad["empty.jpg"].write_bytes(b"")
     bad["notes.png"].write_text("these are my notes, not a picture\n")
-    _png_with_fake_size(bad["bomb.png"], 20000, 20000)
+    fake_size_png(bad["bomb.png"], 20000, 20000)
     (root / "README.txt").write_text("not an image at all")
     (root / ".hidden.png").write_bytes(b"ignored")
     return good, bad

@@ -19,21 +19,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import GantoolError
+from .safe_write import TMP_MARK, write_text_atomic
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
 LATEST = "latest"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+_DOOMED = ".deleting"
 
 
 def step_dir_name(step: int) -> str:
     return f"step-{step:07d}"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(
@@ -52,7 +48,9 @@ def save_checkpoint(
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
-    if final.exists():
+    if final.is_symlink() or final.is_file():
+        final.unlink()  # a link is replaced, never followed into what it points at
+    elif final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     write_text_atomic(checkpoints / LATEST, final.name + "\n")
@@ -60,28 +58,50 @@ def save_checkpoint(
 
 
 def list_checkpoints(checkpoints: Path) -> dict[int, Path]:
-    """Step -> folder for every complete checkpoint."""
+    """Step -> folder for every complete checkpoint: real folders inside ``checkpoints``
+    only (a symlink could lead anywhere)."""
     out = {}
     if checkpoints.is_dir():
         for p in checkpoints.iterdir():
             m = _STEP_DIR.match(p.name)
-            if m and (p / WEIGHTS).is_file() and (p / STATE).is_file():
+            if m and not p.is_symlink() and (p / WEIGHTS).is_file() and (p / STATE).is_file():
                 out[int(m.group(1))] = p
     return dict(sorted(out.items()))
 
 
 def prune_checkpoints(checkpoints: Path, keep_last: int, history_every: int) -> None:
-    """Keep the newest ``keep_last`` plus every multiple of ``history_every``."""
+    """Keep the newest ``keep_last`` plus every multiple of ``history_every``.
+
+    Each folder is renamed aside before it is deleted, so a kill during deletion never
+    leaves a half-deleted checkpoint under a step name; :func:`clean_leftovers` removes
+    what such a kill leaves."""
     steps = list(list_checkpoints(checkpoints))
     recent = set(steps[-keep_last:]) if keep_last > 0 else set(steps[-1:])
     for step in steps:
         if step in recent or (history_every > 0 and step % history_every == 0):
             continue
-        shutil.rmtree(checkpoints / step_dir_name(step), ignore_errors=True)
+        doomed = checkpoints / f".{step_dir_name(step)}{_DOOMED}"
+        os.replace(checkpoints / step_dir_name(step), doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
+def clean_leftovers(checkpoints: Path) -> None:
+    """Remove what an interrupted checkpoint write or prune left: hidden ``.step-*``
+    folders and temporary files of :mod:`.safe_write`."""
+    if checkpoints.is_dir():
+        for p in checkpoints.iterdir():
+            if p.is_symlink() or not p.name.startswith("."):
+                continue
+            if p.name.startswith(".step-") and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            elif TMP_MARK in p.name and p.is_file():
+                p.unlink(missing_ok=True)
 
 
 def find_checkpoint(checkpoints: Path, step: int | None = None) -> Path:
-    """The checkpoint of ``step``, or the one ``latest`` names (else the newest)."""
+    """The checkpoint of ``step``, or the one ``latest`` names (else the newest).
+
+    Only folders of :func:`list_checkpoints` can be chosen, whatever ``latest`` says."""
     available = list_checkpoints(checkpoints)
     if not available:
         raise GantoolError(f"no checkpoint in {checkpoints}")
@@ -90,11 +110,12 @@ def find_checkpoint(checkpoints: Path, step: int | None = None) -> Path:
             known = ", ".join(str(s) for s in available)
             raise GantoolError(f"no checkpoint at step {step} in {checkpoints}; steps: {known}")
         return available[step]
+    by_name = {p.name: p for p in available.values()}
     latest = checkpoints / LATEST
-    if latest.is_file():
-        named = checkpoints / latest.read_text().strip()
-        if named.is_dir() and (named / WEIGHTS).is_file():
-            return named
+    if latest.is_file() and not latest.is_symlink():
+        named = latest.read_text(errors="replace").strip()
+        if named in by_name:
+            return by_name[named]
     return available[max(available)]
 
 
@@ -108,10 +129,55 @@ def load_weights(folder: Path) -> dict[str, torch.Tensor]:
 def load_state(folder: Path) -> dict[str, Any]:
     """Training state, loaded without running any code from the file."""
     try:
-        return torch.load(folder / STATE, map_location="cpu", weights_only=True)
+        state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GantoolError(f"checkpoint {folder} is corrupt or unsafe: {first}") from None
+    problem = state_problem(state)
+    if problem:
+        raise GantoolError(f"checkpoint {folder / STATE} is damaged: {problem}")
+    return state
+
+
+def state_problem(state: Any) -> str | None:
+    """What is wrong with the structure of a loaded ``state.pt`` (None: nothing).
+
+    Checks what the training loop reads before it reads it, so a crafted or damaged file
+    gives one sentence instead of an exception from deep inside torch."""
+    if not isinstance(state, dict):
+        return f"it holds {type(state).__name__}, not a dict of training state"
+    step = state.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return f"'step' must be a whole number of at least 0, not {step!r:.40}"
+    if not isinstance(state.get("model"), str):
+        return "'model' must be the model's name"
+    for key in ("optimizers", "schedulers"):
+        if not isinstance(state.get(key), dict):
+            return f"'{key}' must be a dict, not {type(state.get(key)).__name__}"
+    for key, kind in (("scalers", dict), ("extra", dict), ("extra_ranks", list), ("fixed", dict)):
+        if key in state and not isinstance(state[key], kind):
+            return f"'{key}' must be a {kind.__name__}, not {type(state[key]).__name__}"
+    if not all(isinstance(v, torch.Tensor) for v in state.get("fixed", {}).values()):
+        return "'fixed' must hold tensors"
+    partial = state.get("log_partial", {"counts": {}, "sums": {}})
+    counts = partial.get("counts") if isinstance(partial, dict) else None
+    sums = partial.get("sums") if isinstance(partial, dict) else None
+    if (not isinstance(counts, dict) or not isinstance(sums, dict) or set(counts) != set(sums)
+            or not all(type(c) is int and c > 0 for c in counts.values())
+            or not all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in sums.values())):
+        return "'log_partial' must hold the summed losses since the last log row and their counts"
+    return _rng_problem(state.get("rng"))
+
+
+def _rng_problem(rng: Any) -> str | None:
+    size = torch.get_rng_state().numel()
+    if not isinstance(rng, list) or not rng:
+        return "'rng' must be a list with one random state per process"
+    for entry in rng:
+        stream = entry.get("torch") if isinstance(entry, dict) else None
+        if not (isinstance(stream, torch.Tensor) and stream.dtype == torch.uint8 and stream.numel() == size):
+            return f"'rng' entries must hold the CPU generator's state ({size} bytes)"
+    return None
 
 
 def load_into(module: torch.nn.Module, weights: dict[str, torch.Tensor], where: Path) -> None:
@@ -151,5 +217,9 @@ def read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise GantoolError(f"{path} not found") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GantoolError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise GantoolError(f"{path} is not valid JSON: nested too deeply") from None
+    except OSError as exc:
+        raise GantoolError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .safe_write import atomic_path
+
 
 def make_grid(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
     """``[N, H, W, 3]`` uint8 images to one grid image with ``nrow`` images per row."""
@@ -24,10 +26,8 @@ def make_grid(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
 def save_image(array: np.ndarray, path: Path) -> Path:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    Image.fromarray(array).save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp)
     return path
 
 
@@ -61,9 +61,9 @@ def plot_losses(csv_path: Path, png_path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8, ncol=2)
     fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png_path.with_name(f".{png_path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(png_path)
+    try:
+        with atomic_path(png_path) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
     return png_path

@@ -68,3 +68,57 @@ def write_props(model: Any, entries: Mapping[str, str]) -> None:
     for key, value in merged.items():
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
+
+
+# -- sane ranges --------------------------------------------------------------------------
+# Sizes read from a file or a flag decide how much memory a frame costs, so each is checked
+# here, in one place, before anything is allocated from it.
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 2048
+MAX_SIZE_MULTIPLE = 512
+MAX_LATENT_DIM = 65536
+MAX_RANGE_ABS = 1e6
+
+
+def checked_int(value: Any, name: str, lo: int, hi: int, where: str) -> int:
+    """``value`` (a string from metadata, or a number from a flag) as an int in ``lo..hi``,
+    else :class:`GantoolError` naming ``where`` and the allowed range."""
+    from .errors import GantoolError
+
+    text = str(value).strip()
+    try:
+        number = int(text)
+    except ValueError:
+        number = None
+    if number is None or not lo <= number <= hi:
+        raise GantoolError(f"{where}: {name} must be a whole number from {lo} to {hi}, not '{text[:40]}'")
+    return number
+
+
+def check_input_size(value: Any, where: str, name: str = "gantool.input_size") -> int:
+    return checked_int(value, name, MIN_INPUT_SIZE, MAX_INPUT_SIZE, where)
+
+
+def check_size_multiple(value: Any, where: str) -> int:
+    return checked_int(value, "gantool.size_multiple", 1, MAX_SIZE_MULTIPLE, where)
+
+
+def check_latent_dim(value: Any, where: str) -> int:
+    return checked_int(value, "gantool.latent_dim", 1, MAX_LATENT_DIM, where)
+
+
+def parse_input_range(text: str, where: str, name: str = "gantool.input_range") -> tuple[float, float]:
+    """``"-1,1"`` -> ``(-1.0, 1.0)``: two finite numbers, the second larger."""
+    import math
+
+    from .errors import GantoolError
+
+    try:
+        lo, hi = (float(p) for p in str(text).replace(" ", "").split(","))
+    except ValueError:
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi) and -MAX_RANGE_ABS <= lo < hi <= MAX_RANGE_ABS):
+        raise GantoolError(
+            f"{where}: bad {name} '{str(text)[:40]}': expected two finite numbers like -1,1, "
+            "the second larger"
+        )
+    return lo, hi

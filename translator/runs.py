@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from .config import TrainConfig, config_from_dict, to_dict
 from .data import ImageList
 from .errors import GantoolError
 from .registry import get_registry
+from .safe_write import write_text_atomic
 from .specs import DataRequest, ModelSpec
 
 CONFIG = "config.json"
@@ -86,7 +89,6 @@ def describe_data(domains: dict[str, ImageList]) -> dict[str, Any]:
 
 def write_run_config(run_dir: Path, spec: ModelSpec, train: TrainConfig, model_config: Any,
                      data: dict[str, Any]) -> None:
-    from .checkpoint import write_text_atomic
     from .manager import get_plugin_manager
 
     info = get_plugin_manager().info.get(spec.plugin)
@@ -124,16 +126,69 @@ def read_run_config(run_dir: Path) -> RunConfig:
         raise GantoolError(f"{run_dir} is not a run folder (no such directory)")
     if not (run_dir / CONFIG).is_file():
         raise GantoolError(f"{run_dir} is not a run folder (no {CONFIG})")
-    raw = read_json(run_dir / CONFIG)
-    try:
-        spec = get_registry().model(raw["model"])
-        train = config_from_dict(TrainConfig, raw["train"], strict=False)
-        model_config = config_from_dict(spec.config, raw.get("model_config", {}), strict=False)
-    except KeyError as exc:
-        raise GantoolError(f"{run_dir / CONFIG} lacks {exc}") from None
-    except TypeError as exc:
-        raise GantoolError(f"{run_dir / CONFIG} does not fit model {raw['model']}: {exc}") from None
+    where = run_dir / CONFIG
+    raw = read_json(where)
+    if not isinstance(raw, dict):
+        raise GantoolError(f"{where} holds {type(raw).__name__}, not an object describing a run")
+    if not isinstance(raw.get("model"), str):
+        raise GantoolError(f"{where} lacks the model's name ('model')")
+    spec = get_registry().model(raw["model"])
+    for key in ("train", "model_config", "data"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise GantoolError(f"{where}: '{key}' must be an object, not {type(raw[key]).__name__}")
+    train = _typed_config(TrainConfig, raw.get("train", {}), where, "train")
+    model_config = _typed_config(spec.config, raw.get("model_config", {}), where, "model_config")
+    check_train_config(train, str(where))
     return RunConfig(run_dir, spec, train, model_config, raw)
+
+
+def _typed_config(config_cls: type, values: dict[str, Any], where: Path, section: str) -> Any:
+    """A config dataclass from JSON values whose types match the fields' declared types."""
+    hints = typing.get_type_hints(config_cls)
+    for name, value in values.items():
+        if name in hints and not _fits(value, hints[name]):
+            raise GantoolError(f"{where}: {section}.{name} = {json.dumps(value)[:40]} "
+                               f"is not a valid {_type_name(hints[name])}")
+    try:
+        return config_from_dict(config_cls, values, strict=False)
+    except (TypeError, ValueError) as exc:
+        raise GantoolError(f"{where}: {section} does not fit: {exc}") from None
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return value in args
+    if args and type(None) in args:  # X | None
+        return value is None or any(_fits(value, a) for a in args if a is not type(None))
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if tp is str:
+        return isinstance(value, str)
+    return True  # containers and plugin-specific types: left to the plugin
+
+
+def _type_name(tp: Any) -> str:
+    return " or ".join(getattr(a, "__name__", str(a)) for a in (typing.get_args(tp) or (tp,)))
+
+
+#: TrainConfig fields and the smallest value that makes sense (steps are checked apart).
+_TRAIN_MINIMUMS = {"size": 8, "batch_size": 1, "log_every": 1, "sample_every": 1,
+                   "checkpoint_every": 1, "keep_last": 0, "history_every": 0, "workers": -1}
+
+
+def check_train_config(train: TrainConfig, where: str) -> None:
+    """Intervals and sizes a run cannot work with, as one clear error."""
+    for name, lowest in _TRAIN_MINIMUMS.items():
+        value = getattr(train, name)
+        if value < lowest:
+            raise GantoolError(f"{where}: {name.replace('_', '-')} must be at least {lowest}, not {value}")
+    if train.epochs is not None and not train.epochs > 0:
+        raise GantoolError(f"{where}: epochs must be more than 0, not {train.epochs}")
 
 
 def load_model(run_dir: Path, step: int | None = None):

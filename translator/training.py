@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import (
+    clean_leftovers,
     find_checkpoint,
     list_checkpoints,
     load_into,
@@ -45,7 +46,15 @@ from .errors import GantoolError
 from .gan import GANModel, StepContext
 from .imaging import plot_losses, save_grid
 from .registry import get_registry
-from .runs import default_run_dir, describe_data, open_data, read_run_config, write_run_config
+from .runs import (
+    check_train_config,
+    default_run_dir,
+    describe_data,
+    open_data,
+    read_run_config,
+    write_run_config,
+)
+from .safe_write import atomic_path
 from .specs import ModelSpec
 from .tensorboard_log import TensorBoardLog
 
@@ -89,10 +98,10 @@ class LossLog:
         self.columns: list[str] | None = None
         if resume_step is not None and path.is_file():
             with open(path, newline="") as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
+                rows = [r for r in csv.DictReader(fh) if _logged_step(r) <= resume_step]
             if rows:
                 self.columns = [c for c in rows[0] if c != "step"]
-            with open(path, "w", newline="") as fh:
+            with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
                 if self.columns is not None:
                     writer = csv.DictWriter(fh, ["step", *self.columns])
                     writer.writeheader()
@@ -110,6 +119,13 @@ class LossLog:
             if new:
                 writer.writeheader()
             writer.writerow({"step": step, **{k: f"{v:.6g}" for k, v in losses.items()}})
+
+
+def _logged_step(row: dict[str, str | None]) -> float:
+    """A CSV row's step; infinity for a row a kill cut short (dropped on resume)."""
+    step = row.get("step") or ""
+    complete = None not in row and all(v not in (None, "") for v in row.values())
+    return int(step) if complete and step.isdigit() else math.inf
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -229,10 +245,14 @@ def train(
         train_cfg = dataclasses.replace(rc.train, out=str(resume))
         if steps_override is not None:
             train_cfg = dataclasses.replace(train_cfg, steps=steps_override, epochs=None)
-        folder = find_checkpoint(Path(resume) / "checkpoints")
-        resume_state = (folder, load_state(folder), load_weights(folder))
+        # A run killed before its first checkpoint starts again from step 0 with the
+        # configuration it recorded: exactly what its first start would have done.
+        if list_checkpoints(Path(resume) / "checkpoints"):
+            folder = find_checkpoint(Path(resume) / "checkpoints")
+            resume_state = (folder, load_state(folder), load_weights(folder))
     else:
         spec = get_registry().model(train_cfg.model)
+        check_train_config(train_cfg, "training options")
     model_config = resolve_model_config(spec, model_config, train_cfg)
 
     dist_info = distributed_from_env()
@@ -312,9 +332,9 @@ def train(
                 model.load_extra_state(extras[dist_info.rank])
             else:
                 model.load_extra_state(state.get("extra", {}))
-            fixed = state.get("fixed", fixed)
+            fixed = _matching_fixed(state.get("fixed", fixed), fixed, folder)
             rng = state["rng"]
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
             raise GantoolError(f"checkpoint {folder} does not fit this model: {exc}") from None
         if len(rng) != dist_info.world_size:
             print(f"note: checkpoint was written by {len(rng)} process(es); "
@@ -334,6 +354,7 @@ def train(
     if dist_info.is_main:
         for sub in ("checkpoints", "samples", "logs"):
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        clean_leftovers(run_dir / "checkpoints")
         if resume is None:
             write_run_config(run_dir, spec, dataclasses.replace(train_cfg, model=spec.name),
                              model_config, describe_data(domains))
@@ -363,6 +384,10 @@ def train(
             return
         state = training_state(step_done, spec.name, optimizers, schedulers, scalers, extras,
                                rng, fixed)
+        # Losses summed since the last log row: a resumed run's next row then averages
+        # the same steps as an uninterrupted run's.
+        state["log_partial"] = {"counts": dict(counts),
+                                "sums": {k: v.detach().cpu() for k, v in sums.items()}}
         save_checkpoint(run_dir / "checkpoints", step_done, model.nets.state_dict(), state)
         if board is not None:
             board.flush()  # a resumed run does not log these steps again
@@ -389,6 +414,10 @@ def train(
     # every n_critic steps), so each is averaged over the steps that returned it.
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
+    if resume_state is not None and "log_partial" in resume_state[1]:
+        partial = resume_state[1]["log_partial"]
+        sums = {k: v.to(device) for k, v in partial["sums"].items()}
+        counts = dict(partial["counts"])
     last: dict[str, float] = {}
     began = time.perf_counter()
     step = start
@@ -429,6 +458,18 @@ def train(
     if dist_info.is_main and log is not None and log.path.stat().st_size:
         plot_losses(log.path, run_dir / "logs" / "losses.png")
     return TrainResult(run_dir, step + 1, last, time.perf_counter() - began)
+
+
+def _matching_fixed(saved: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor],
+                    folder: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's fixed sample inputs, if they have the keys and shapes this model uses."""
+    def shapes(d: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in d.items()}
+
+    if shapes(saved) != shapes(fresh):
+        raise GantoolError(f"checkpoint {folder / 'state.pt'} is damaged: its fixed sample inputs "
+                           f"{shapes(saved)} do not fit this model's {shapes(fresh)}")
+    return saved
 
 
 def _maybe_compile(model: GANModel) -> GANModel:

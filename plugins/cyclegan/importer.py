@@ -136,7 +136,7 @@ def _model_and_config(nets: ImportedNets, size: int) -> tuple[ModelSpec, CycleGA
 def _train_config(spec: ModelSpec, options: ImportOptions) -> TrainConfig:
     defaults = {k: v for k, v in spec.train_defaults.items()
                 if k in {f.name for f in dataclasses.fields(TrainConfig)}}
-    chosen = {"model": spec.name, "data": options.data, "domain_a": options.domain_a,
+    chosen = {"model": spec.name, "data": options.data or "", "domain_a": options.domain_a,
               "domain_b": options.domain_b, "size": options.size}
     return dataclasses.replace(TrainConfig(), **(defaults | chosen))
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from translator.data.images import ImageReadError, is_image_path, read_image
 from translator.errors import GantoolError
+from translator.safe_write import atomic_path, file_identity
 
 from .pipeline import FaceOptions, FramePipeline
 from .session import Log, ModelSession, stderr_log
@@ -72,7 +73,15 @@ def _image_dst(path: Path) -> Path:
 def _folder_jobs(folder: Path, out_root: Path, report: ApplyReport) -> list[Job]:
     jobs = []
     for path in sorted(folder.rglob("*")):
-        if not path.is_file() or any(p.startswith(".") for p in path.relative_to(folder).parts):
+        if any(p.startswith(".") for p in path.relative_to(folder).parts):
+            continue
+        if path.is_symlink() and not path.is_file():
+            # Links to folders are not followed (they can loop); broken or looping links
+            # lead nowhere. Either way the user hears of it.
+            why = "a link to a folder (not followed)" if path.is_dir() else "a broken or looping link"
+            report.skipped.append((path, why))
+            continue
+        if not path.is_file():
             continue
         rel = path.relative_to(folder)
         if is_image_path(path):
@@ -136,13 +145,22 @@ def plan_jobs(
             else:
                 name = f"{p.stem}_{tag}{p.suffix}" if out is None else p.name
                 jobs.append(Job(p, _image_dst(folder / name), "image"))
-    inputs_resolved = {j.src.resolve() for j in jobs} | {p.resolve() for p in paths}
+    _refuse_overwriting_inputs(jobs, paths)
+    return jobs
+
+
+def _refuse_overwriting_inputs(jobs: list[Job], paths: list[Path]) -> None:
+    """Compare files, not names: a hard link or symlink to an input (``cp -al`` trees) is
+    the input itself, and writing it would change the input."""
+    inputs = {file_identity(p): p for p in [*paths, *(j.src for j in jobs)]}
     folders = [p for p in paths if p.is_dir()]
     seen: dict[Path, Path] = {}
     for job in jobs:
         dst = job.dst.resolve()
-        if dst in inputs_resolved:
-            raise GantoolError(f"refusing to overwrite input file {job.src}; choose another -o")
+        same = inputs.get(file_identity(dst)) if dst.exists() else None
+        if same is not None:
+            link = "" if dst == same.resolve() else f" ({job.dst} is the same file as the input)"
+            raise GantoolError(f"refusing to overwrite input file {same}{link}; choose another -o")
         for folder in folders:
             # A later run over the same folder would pick these outputs up as inputs.
             _refuse_inside(dst.parent, folder)
@@ -152,23 +170,23 @@ def plan_jobs(
                 "give them separate runs or rename one"
             )
         seen[dst] = job.src
-    return jobs
 
 
 def _refuse_inside(out_root: Path, folder: Path) -> None:
-    out_r, in_r = out_root.resolve(), folder.resolve()
-    if out_r == in_r or in_r in out_r.parents:
-        raise GantoolError(f"refusing to write into the input folder {folder}; choose -o outside it")
+    target = file_identity(folder)
+    for place in (out_root.resolve(), *out_root.resolve().parents):
+        if file_identity(place) == target:
+            raise GantoolError(f"refusing to write into the input folder {folder}; choose -o outside it")
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {}
     if path.suffix.lower() in (".jpg", ".jpeg", ".webp"):
         options["quality"] = 95
-    Image.fromarray(image).save(path, **options)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, **options)
 
 
 def apply(
@@ -307,9 +325,11 @@ def _run_video(pipe: FramePipeline, job: Job, report: ApplyReport, progress: boo
                 writer.write(out)
             bar.update(len(chunk))
     except GantoolError as exc:
+        writer.discard()
         report.failed.append((job.src, str(exc)))
         return
     except Exception as exc:
+        writer.discard()
         report.failed.append((job.src, f"failed at frame {writer.frames}: {_short(exc)}"))
         return
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from translator.errors import GantoolError
+from translator.safe_write import atomic_path
 
 from .pipeline import from_tensor
 from .session import Log, ModelSession, stderr_log
@@ -64,8 +65,8 @@ def sample_grid(
     for start in range(0, n, step):
         chunk = noise[start : start + step].reshape(-1, info.latent_dim, *extra)
         images.extend(from_tensor(session.run(chunk), info))
-    out.parent.mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
-    Image.fromarray(make_grid(images)).save(out)
+    with atomic_path(out) as tmp:
+        Image.fromarray(make_grid(images)).save(tmp)
     return out

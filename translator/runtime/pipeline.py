@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from translator.errors import GantoolError
+
 from .session import ModelInfo, ModelSession
+
+
+class ModelOutputError(GantoolError, ValueError):
+    """The model answered with something that is not a batch of images."""
 
 # A frame whose long side would exceed this many times the processing size is scaled so
 # that it does not: a 100:1 panorama must not make a 25,600-pixel-wide tensor.
@@ -63,7 +69,7 @@ def from_tensor(batch: np.ndarray, info: ModelInfo) -> list[np.ndarray]:
     """NCHW float in the model's range -> list of RGB uint8 images."""
     lo, hi = info.input_range
     if batch.ndim != 4 or batch.shape[1] not in (1, 3):
-        raise ValueError(f"model output has shape {list(batch.shape)}, expected [N, 3, H, W]")
+        raise ModelOutputError(f"model output has shape {list(batch.shape)}, not an image [N, 3, H, W]")
     x = (batch.astype(np.float32) - lo) * (255.0 / (hi - lo))
     x = np.clip(np.rint(x), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
     if x.shape[-1] == 1:
@@ -99,8 +105,6 @@ class FramePipeline:
         batch_size: int = 4,
     ) -> None:
         if model.info.kind != "translation":
-            from translator.errors import GantoolError
-
             raise GantoolError(
                 f"{model.path.name} is a generation model (noise -> image); use gantool sample for it"
             )

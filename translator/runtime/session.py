@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from translator import onnx_metadata as onnx_meta
 from translator.errors import GantoolError
 
 Provider = Literal["auto", "cuda", "tensorrt", "cpu"]
@@ -86,13 +87,7 @@ class ModelInfo:
 
 def parse_range(text: str) -> tuple[float, float]:
     """``"-1,1"`` -> ``(-1.0, 1.0)``; raises :class:`GantoolError` on anything else."""
-    try:
-        lo, hi = (float(p) for p in text.replace(" ", "").split(","))
-    except ValueError:
-        raise GantoolError(f"bad input range '{text}': expected two numbers like -1,1") from None
-    if not hi > lo:
-        raise GantoolError(f"bad input range '{text}': the second number must be larger")
-    return lo, hi
+    return onnx_meta.parse_input_range(text, "--input-range", "input range")
 
 
 def check_model_path(path: str | os.PathLike) -> Path:
@@ -127,9 +122,15 @@ def model_info(
     if kind not in ("translation", "generation"):
         raise GantoolError(f"{path.name}: unknown gantool.kind '{kind}'")
 
-    latent = _int(g.get("latent_dim"), "latent_dim", path)
+    latent = _checked(g.get("latent_dim"), onnx_meta.check_latent_dim, path)
     if kind == "generation" and latent is None and len(shape) >= 2 and isinstance(shape[1], int):
-        latent = shape[1]
+        latent = onnx_meta.check_latent_dim(shape[1], f"{path.name} (input shape)")
+    out_shape = outputs[0].shape
+    if kind == "translation" and isinstance(out_shape, list) and len(out_shape) != 4:
+        raise GantoolError(
+            f"{path.name}: output '{outputs[0].name}' has shape {list(out_shape)}, "
+            "not an image (NCHW); this is not an image translation model"
+        )
     if kind == "translation" and len(shape) != 4:
         raise GantoolError(
             f"{path.name}: input '{inputs[0].name}' has shape {list(shape)}; an image model needs NCHW input"
@@ -139,8 +140,8 @@ def model_info(
     if kind == "generation" and latent is None:
         raise GantoolError(f"{path.name}: generation model without gantool.latent_dim")
 
-    meta_size = _int(g.get("input_size"), "input_size", path)
-    meta_range = parse_range(g["input_range"]) if g.get("input_range") else None
+    meta_size = _checked(g.get("input_size"), onnx_meta.check_input_size, path)
+    meta_range = onnx_meta.parse_input_range(g["input_range"], path.name) if g.get("input_range") else None
     if (
         kind == "translation"
         and meta_size is None
@@ -163,7 +164,7 @@ def model_info(
         domain_from=g.get("domain_from", ""),
         domain_to=g.get("domain_to", ""),
         input_size=size or meta_size or DEFAULT_SIZE,
-        size_multiple=max(1, _int(g.get("size_multiple"), "size_multiple", path) or 1),
+        size_multiple=_checked(g.get("size_multiple"), onnx_meta.check_size_multiple, path) or 1,
         input_range=input_range or meta_range or DEFAULT_RANGE,
         channel_order=order,
         latent_dim=latent,
@@ -176,13 +177,9 @@ def model_info(
     )
 
 
-def _int(value: str | None, key: str, path: Path) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise GantoolError(f"{path.name}: gantool.{key} is not a number: '{value}'") from None
+def _checked(value: str | None, check: Callable[[Any, str], int], path: Path) -> int | None:
+    """A metadata number through its range check; None when the key is absent."""
+    return None if value is None or value == "" else check(value, path.name)
 
 
 def _quiet_preload(ort: Any) -> str:
@@ -327,8 +324,8 @@ class ModelSession:
         self.path = check_model_path(path)
         if isinstance(input_range, str):
             input_range = parse_range(input_range)
-        if size is not None and size < 8:
-            raise GantoolError(f"--size {size} is too small (at least 8)")
+        if size is not None:
+            onnx_meta.check_input_size(size, "--size", "the processing size")
         self.session = create_session(self.path, provider, log)
         self.info = model_info(self.session, self.path, size, input_range, log)
         self.provider = self.session.get_providers()[0]

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from translator.data.images import MAX_PIXELS_ENV, max_pixels
 from translator.errors import GantoolError
+from translator.safe_write import temporary_sibling
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
@@ -63,6 +65,11 @@ class VideoReader:
             height=int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
             frames=max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))),
         )
+        pixels, cap = self.props.width * self.props.height, max_pixels()
+        if pixels > cap:
+            self.cap.release()
+            raise GantoolError(f"video {self.path.name} is too large ({self.props.width}x{self.props.height} "
+                               f"= {pixels:,} pixels a frame; the limit is {cap:,}, set by {MAX_PIXELS_ENV})")
 
     def __iter__(self) -> Iterator[np.ndarray]:
         while True:
@@ -83,10 +90,15 @@ class VideoReader:
 
 class VideoWriter:
     """Writes RGB frames to a video file: ``mp4v`` for MP4/MOV/M4V (what OpenCV's pip wheel
-    can encode), MJPG for AVI. The size is fixed by the first frame."""
+    can encode), MJPG for AVI. The size is fixed by the first frame.
+
+    Frames go to a temporary name beside ``path`` that :meth:`close` renames into place
+    (:meth:`discard` removes it instead), so an existing file or link at ``path`` is
+    replaced, never written through, and a failed video leaves nothing half-written."""
 
     def __init__(self, path: str | os.PathLike, fps: float) -> None:
         self.path = Path(path)
+        self.tmp = temporary_sibling(self.path)
         self.fps = fps
         self.writer: Any = None
         self.size: tuple[int, int] | None = None
@@ -100,8 +112,9 @@ class VideoWriter:
             quiet_opencv()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, (w, h))
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), self.fps, (w, h))
             if not self.writer.isOpened():
+                self.discard()
                 raise GantoolError(f"cannot write video {self.path} (use a .mp4 or .avi file name)")
             self.size = (w, h)
         if (w, h) != self.size:
@@ -110,9 +123,18 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> None:
+        """Finish the file and move it into place."""
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+            os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        """Stop writing and remove what was written; ``path`` stays as it was."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
 
 
 def open_camera(index: int, timeout: float = 5.0) -> Any:

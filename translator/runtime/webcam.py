@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from translator.errors import GantoolError
+from translator.safe_write import atomic_path
 
 from .pipeline import FaceOptions, FramePipeline
 from .session import Log, ModelSession, stderr_log
@@ -203,5 +204,6 @@ def _snapshot(image: np.ndarray, folder: Path) -> Path:
     while path.exists():
         path = folder / f"gantool-snapshot-{stamp}-{n}.png"
         n += 1
-    Image.fromarray(image).save(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp)
     return path

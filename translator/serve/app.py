@@ -14,6 +14,7 @@ Routes (all answers to ``/api`` are JSON, or PNG for images; errors are
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -21,6 +22,7 @@ import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -60,6 +62,38 @@ def loopback_hosts(host: str) -> list[str] | None:
     except ValueError:
         loopback = False
     return ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
+
+
+class SameOriginMiddleware:
+    """Refuse state-changing requests that a web page on another site sent.
+
+    A page the user visits elsewhere can POST to the local server (a ``text/plain`` body
+    needs no CORS preflight) and make it work, even if it cannot read the answer. Browsers
+    name the sending page in ``Origin``: a POST whose Origin is not this server's own
+    address (as the Host header gives it) is answered 403. Clients that send no Origin
+    (curl, scripts) are not web pages and pass.
+    """
+
+    SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] not in self.SAFE_METHODS:
+            headers = dict(scope["headers"])
+            origin = headers.get(b"origin")
+            if origin is not None and not _same_origin(origin, headers.get(b"host", b"")):
+                shown = origin.decode("latin-1")[:80]
+                response = error(403, f"refused: a page from another origin ({shown}) sent this request")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _same_origin(origin: bytes, host: bytes) -> bool:
+    parts = urlsplit(origin.decode("latin-1"))
+    return parts.scheme in ("http", "https") and bool(host) and parts.netloc.encode("latin-1") == host
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -128,6 +162,10 @@ def create_app(
         workers=workers,
         log=log,
     )
+    # Uploads wait here before their body is read: at most this many bodies sit in memory,
+    # however many clients connect, so the server's memory is bounded by design (this many
+    # uploads + ``workers`` decoded images), not by the number of connections.
+    uploads = asyncio.Semaphore(2 * max(1, workers))
     page = resources.files("translator.serve").joinpath("page.html").read_text(encoding="utf-8")
 
     async def index(request: Request) -> Response:
@@ -162,8 +200,10 @@ def create_app(
                 )
             if not (ctype.startswith("image/") or ctype in _GENERIC_TYPES):
                 raise ServeError(415, f"expected an image upload, got Content-Type '{ctype[:80]}'")
-            data = await read_body(request, svc.max_upload_bytes)
-        png, timing, extra = await run_in_threadpool(svc.translate, model_id, data, sample_name, faces)
+        async with uploads:
+            if not sample_name:
+                data = await read_body(request, svc.max_upload_bytes)
+            png, timing, extra = await run_in_threadpool(svc.translate, model_id, data, sample_name, faces)
         headers = {**timing.headers(served.session.provider_name), **extra}
         # Domain names come from the model's metadata: keep them from breaking the header.
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", served.info.domain_to or model_id) + ".png"
@@ -178,6 +218,8 @@ def create_app(
             payload = json.loads(body or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ServeError(400, f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ServeError(400, "the request body is not valid JSON: nested too deeply") from None
         result = await run_in_threadpool(svc.generate, model_id, payload)
         timing_headers = {
             "X-Gantool-Provider": served.session.provider_name,
@@ -206,7 +248,7 @@ def create_app(
         Route("/api/translate/{model_id}", translate, methods=["POST"]),
         Route("/api/generate/{model_id}", generate, methods=["POST"]),
     ]
-    middleware: list[Middleware] = []
+    middleware: list[Middleware] = [Middleware(SameOriginMiddleware)]
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
     handlers: dict[Any, Any] = {ServeError: on_serve_error, HTTPException: on_http_error, Exception: on_crash}

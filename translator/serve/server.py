@@ -26,7 +26,35 @@ def bind(host: str, port: int) -> socket.socket:
         raise GantoolError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _config(app: Any, access_log: bool, log_level: str) -> Any:
+#: Seconds a new connection has to send its request's headers before it is closed.
+HEADER_TIMEOUT = 10.0
+#: Connections served at once; more are answered 503 at once instead of queueing.
+MAX_CONNECTIONS = 100
+
+
+def _header_timeout_protocol(seconds: float) -> type:
+    """uvicorn's h11 protocol, closing connections that do not finish their first
+    request's headers within ``seconds`` (uvicorn times out idle keep-alive connections,
+    but not one that trickles or never sends its headers)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
+
+        def _headers_too_slow(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._header_timer.cancel()
+            super().connection_lost(exc)
+
+    return HeaderTimeoutProtocol
+
+
+def _config(app: Any, access_log: bool, log_level: str, header_timeout: float = HEADER_TIMEOUT) -> Any:
     import uvicorn
 
     return uvicorn.Config(
@@ -37,6 +65,8 @@ def _config(app: Any, access_log: bool, log_level: str) -> Any:
         server_header=False,
         # Slow or stuck clients must not hold connections open forever.
         timeout_keep_alive=5,
+        http=_header_timeout_protocol(header_timeout),
+        limit_concurrency=MAX_CONNECTIONS,
     )
 
 
@@ -51,13 +81,14 @@ def run_server(app: Any, sock: socket.socket, access_log: bool = False) -> None:
 
 
 @contextmanager
-def serve_in_background(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serve_in_background(app: Any, host: str = "127.0.0.1", port: int = 0,
+                        header_timeout: float = HEADER_TIMEOUT) -> Iterator[str]:
     """Serve ``app`` from a thread while the block runs; yields the base URL
     (``http://127.0.0.1:PORT``). Port 0 picks a free port."""
     import uvicorn
 
     sock = bind(host, port)
-    server = uvicorn.Server(_config(app, False, "error"))
+    server = uvicorn.Server(_config(app, False, "error", header_timeout))
     # uvicorn installs signal handlers only in the main thread; in a thread it must not try.
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

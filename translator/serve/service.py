@@ -156,36 +156,58 @@ def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
 
     415: not an image in an accepted format; 413: too many pixels; 400: truncated/corrupt.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from translator.data.images import ImageReadError, decode_rgb, open_capped
 
     if not data:
         raise ServeError(400, "the request has no image: send the image file as the request body")
     try:
-        img = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
+        img = open_capped(io.BytesIO(data), max_pixels, formats=UPLOAD_FORMATS)
     except UnidentifiedImageError:
         raise ServeError(
             415, f"the upload is not an image in a supported format ({', '.join(UPLOAD_FORMATS)})"
         ) from None
-    except Image.DecompressionBombError:
-        raise ServeError(413, f"the image has too many pixels (limit {max_pixels:,})") from None
+    except ImageReadError as exc:
+        raise ServeError(413, f"the image is {exc}") from None
     except Exception as exc:  # a corrupt header can raise nearly anything inside a plugin
         raise ServeError(400, f"the image could not be read: {_short(exc)}") from None
-    width, height = img.size
-    if width * height > max_pixels:
-        raise ServeError(
-            413, f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
-        )
-    if width < 1 or height < 1:
+    if img.width < 1 or img.height < 1:
         raise ServeError(400, "the image is empty (0 pixels)")
     try:
-        img.load()
         # Phone photos store rotation in EXIF; browsers honour it when showing the input,
         # so the result must too or input and output would not line up.
-        img = ImageOps.exif_transpose(img)
-        rgb = np.asarray(img.convert("RGB"))
+        with img:
+            return decode_rgb(img)
     except Exception as exc:
         raise ServeError(400, f"the image is truncated or corrupt: {_short(exc)}") from None
-    return np.ascontiguousarray(rgb)
+
+
+#: Results larger than this (bytes of RGB) give their freed memory back to the system.
+_TRIM_AFTER_BYTES = 16 * 1024 * 1024
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing). Without it a server that decoded a few large uploads keeps their memory for
+    good: glibc holds freed pages in each worker thread's arena."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = _find_malloc_trim()
+    _malloc_trim(0)
+
+
+def _find_malloc_trim() -> Callable[[int], Any]:
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return lambda _pad: 0
+
+
+_malloc_trim: Callable[[int], Any] | None = None
 
 
 def _short(exc: Exception) -> str:
@@ -371,6 +393,9 @@ class Service:
             model_ms = (time.perf_counter() - t0) * 1000
             png = encode_png(result)
         extra["X-Gantool-Size"] = f"{result.shape[1]}x{result.shape[0]}"
+        if result.size > _TRIM_AFTER_BYTES:
+            del image, result
+            release_free_memory()
         return png, Timing((time.perf_counter() - start) * 1000, model_ms), extra
 
     def _too_large(self, size: int | None) -> str:
