@@ -243,7 +243,8 @@ def webcam_command(
     )
     dropped = f", {result.dropped} dropped to keep up" if result.dropped else ""
     click.echo(
-        f"{result.frames} frames at {result.fps:.1f} FPS on {result.provider}{dropped} ({result.ended})."
+        f"{result.frames} frames at {result.fps:.1f} FPS on {result.provider}{dropped}, "
+        f"{1000 * result.latency:.0f} ms capture to display ({result.ended})."
     )
     if result.record is not None:
         click.echo(f"Recorded {result.record}")

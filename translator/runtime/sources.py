@@ -183,14 +183,16 @@ class CaptureThread:
                     continue
                 failures = 0
                 self.read_count += 1
-                self._put(frame[..., ::-1].copy())
+                # Stamped at capture, so latency can be measured to display.
+                self._put((time.perf_counter(), frame[..., ::-1].copy()))
         except Exception:  # a crashing backend ends the stream rather than hanging it
             pass
         finally:
             self._put(_END)
 
     def _put(self, item: Any) -> None:
-        if self.live:
+        # The end waits for room rather than displacing the last frame.
+        if self.live and item is not _END:
             while True:
                 try:
                     self.queue.put_nowait(item)
@@ -210,6 +212,11 @@ class CaptureThread:
 
     def read(self, timeout: float) -> np.ndarray | None:
         """The next RGB frame; None when the source ended or sent nothing for ``timeout``."""
+        stamped = self.read_stamped(timeout)
+        return None if stamped is None else stamped[1]
+
+    def read_stamped(self, timeout: float) -> tuple[float, np.ndarray] | None:
+        """(``time.perf_counter()`` at capture, RGB frame), or None like :meth:`read`."""
         try:
             item = self.queue.get(timeout=timeout)
         except queue.Empty:
