@@ -26,8 +26,11 @@ def is_video_path(path: Path) -> bool:
 
 def quiet_opencv() -> None:
     """OpenCV prints WARN/ERROR lines for missing cameras and bad files; we report those
-    ourselves in one line."""
+    ourselves in one line. Its FFmpeg reads its log level from the environment when it
+    first opens a video, so this must run before that."""
     import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)

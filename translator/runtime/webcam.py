@@ -21,8 +21,9 @@ from translator.errors import GantoolError
 
 from .pipeline import FaceOptions, FramePipeline
 from .session import Log, ModelSession, stderr_log
-from .sources import CaptureThread, VideoWriter, is_video_path, open_camera, quiet_opencv
+from .sources import CaptureThread, is_video_path, open_camera, quiet_opencv
 from .stages import END, Frame, LatencyStats, Mailbox, Stage
+from .video import VideoOutput
 
 WINDOW = "gantool webcam (q quit, f faces, space original, s snapshot)"
 
@@ -152,7 +153,9 @@ def run_webcam(
     if live:
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's own queue adds latency too
     capture = CaptureThread(cap, live=live).start()
-    writer = VideoWriter(record_path, fps_in if 0 < fps_in < 1000 else 25.0) if record_path else None
+    writer = None
+    if record_path is not None:
+        writer = VideoOutput(record_path, fps_in if 0 < fps_in < 1000 else 25.0, log=log)
     result = WebcamResult(provider=session.provider, record=record_path)
     controls = _Controls(faces=faces)
     # A file source is read ahead by the thread, so its timeout only guards a stuck decoder.
@@ -206,7 +209,7 @@ def run_webcam(
         capture.stop()
         result.dropped = capture.dropped + stream.dropped
         if writer is not None:
-            writer.close()
+            _finish_recording(writer, log)
         if window:
             cv2.destroyAllWindows()
     result.fps = fps
@@ -290,6 +293,15 @@ class _Stream:
         for stage in self.stages:
             stage.join(1.0)
         self.feeder.join(1.0)
+
+
+def _finish_recording(writer: VideoOutput, log: Log) -> None:
+    """Keep what was recorded, however the loop ended (a file needs at least one frame)."""
+    if writer.frames == 0:
+        writer.abort()
+        log(f"Nothing recorded to {writer.path} (no frames)")
+    else:
+        writer.close()
 
 
 def _snapshot(image: np.ndarray, folder: Path) -> Path:
