@@ -146,3 +146,17 @@ def test_a_face_lost_for_good_goes_after_the_hold():
     assert smoother.update([]) == [(10, 10, 50, 50)]
     assert smoother.update([]) == [(10, 10, 50, 50)]
     assert smoother.update([]) == []
+
+
+def test_several_faces_go_through_the_model_in_one_batch(model):
+    detector = _ScriptedDetector([[(40, 40, 60, 60), (300, 200, 64, 64)]])
+    opts = FaceOptions(detector, smooth=True)
+    session = ModelSession(model, "cpu", log=lambda m: None)
+    batches = []
+    real_run = session.run
+    session.run = lambda batch: batches.append(batch.shape) or real_run(batch)
+    pipe = FramePipeline(session, opts, batch_size=4)
+    frame = np.full((480, 640, 3), 100, np.uint8)
+    out = pipe.translate_faces([frame], [pipe.face_boxes(frame)])[0]
+    assert [b[0] for b in batches] == [2]  # one run, both faces
+    assert out[70, 70, 0] == 155 and out[232, 332, 0] == 155 and out[5, 630, 0] == 100

@@ -140,7 +140,8 @@ def run_webcam(
         session = ModelSession(model, provider, size=size, input_range=input_range, log=log,
                                threads=threads or inference_threads(faces))
         log(f"Model: {session.info.describe()}; provider: {session.provider}")
-        pipe = FramePipeline(session, None, side_by_side, 1)
+        # Batches of 4: several faces in a frame go through the model in one run.
+        pipe = FramePipeline(session, None, side_by_side, 4)
         if faces:
             pipe.faces = _make_faces(detector, detector_options, detect_every)
     except BaseException:
