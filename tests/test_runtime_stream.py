@@ -103,10 +103,10 @@ def test_stream_stops_within_5_s_when_the_source_dies(model, monkeypatch, cam):
     assert cam.released
 
 
-def test_inference_threads_leave_a_core_to_detection():
-    assert webcam.inference_threads(faces=False, cores=2) == 2
-    assert webcam.inference_threads(faces=True, cores=2) == 1
-    assert webcam.inference_threads(faces=True, cores=1) == 1
+def test_inference_threads_leave_a_core_to_detection_when_there_are_enough():
+    assert webcam.inference_threads(faces=False, cores=8) == 8
+    assert webcam.inference_threads(faces=True, cores=8) == 7
+    assert webcam.inference_threads(faces=True, cores=2) == 2
 
 
 class _ScriptedDetector:
@@ -160,3 +160,16 @@ def test_several_faces_go_through_the_model_in_one_batch(model):
     out = pipe.translate_faces([frame], [pipe.face_boxes(frame)])[0]
     assert [b[0] for b in batches] == [2]  # one run, both faces
     assert out[70, 70, 0] == 155 and out[232, 332, 0] == 155 and out[5, 630, 0] == 100
+
+
+def test_webcam_detects_faces_only_every_third_frame(tmp_path, model, monkeypatch):
+    from runtime_helpers import write_video
+
+    from translator.runtime import faces
+
+    detector = _ScriptedDetector([[(10, 10, 30, 30)]] * 100)
+    monkeypatch.setattr(faces, "create_detector", lambda name, **options: detector)
+    clip = write_video(tmp_path / "clip.mp4", frames=30, size=(96, 64), fps=10.0)
+    res = webcam.run_webcam(model, source=clip, faces=True, window=False, provider="cpu",
+                            log=lambda m: None)
+    assert res.frames == 30 and detector.calls == 10

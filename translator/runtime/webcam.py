@@ -82,10 +82,13 @@ def _open_source(camera: int, source: str | os.PathLike | None) -> tuple[Any, bo
 
 
 def inference_threads(faces: bool, cores: int | None = None) -> int:
-    """onnxruntime threads for a stream: every core without faces; with faces one core is
-    left to capture and detection, which then run beside inference instead of waiting."""
+    """onnxruntime threads for a stream. With faces on 4 or more cores, one core is left
+    to capture and detection so they run beside inference instead of waiting for it.
+    Below 4 cores that would cost a third to half of the inference speed for a detector
+    that runs on every 3rd frame only, so inference takes every core (its threads do not
+    spin, so the detector still gets time when it needs it)."""
     cores = cores or os.cpu_count() or 1
-    return max(1, cores - 1) if faces else cores
+    return cores - 1 if faces and cores >= 4 else cores
 
 
 @dataclass
@@ -221,12 +224,12 @@ def run_webcam(
 
 
 def _make_faces(detector: str, options: dict[str, Any] | None, detect_every: int) -> FaceOptions:
-    from .faces import create_detector
+    from .faces import BoxSmoother, create_detector
 
     # Detection on a frame scaled to 320 px on its long side: faces in a webcam frame are
     # large, and the Haar cascade's time grows with the pixel count.
     return FaceOptions(create_detector(detector, **(options or {})), smooth=True,
-                       detect_every=max(1, detect_every), detect_side=320)
+                       smoother=BoxSmoother(), detect_every=max(1, detect_every), detect_side=320)
 
 
 class _Stream:
