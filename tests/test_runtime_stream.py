@@ -173,3 +173,23 @@ def test_webcam_detects_faces_only_every_third_frame(tmp_path, model, monkeypatc
     res = webcam.run_webcam(model, source=clip, faces=True, window=False, provider="cpu",
                             log=lambda m: None)
     assert res.frames == 30 and detector.calls == 10
+
+
+def test_stream_sets_onnxruntime_threads_deliberately(model, monkeypatch):
+    session = ModelSession(model, "cpu", log=lambda m: None, threads=1)
+    options = session.session.get_session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    made = []
+    real = webcam.ModelSession
+
+    def spy(*args, **kwargs):
+        made.append(kwargs.get("threads"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(webcam, "ModelSession", spy)
+    monkeypatch.setattr(webcam, "open_camera", lambda index: FakeCamera(3))
+    monkeypatch.setattr(webcam.os, "cpu_count", lambda: 6)
+    webcam.run_webcam(model, window=False, provider="cpu", log=lambda m: None)
+    webcam.run_webcam(model, window=False, provider="cpu", threads=2, log=lambda m: None)
+    assert made == [6, 2]

@@ -110,6 +110,25 @@ def test_truncated_video_is_reported_and_nothing_is_written(tmp_path, model):
     assert "@ 0x" not in proc.stderr + proc.stdout, proc.stderr
 
 
+@pytest.mark.parametrize("kind", ["no frames", "0 bytes"])
+def test_a_video_without_frames_is_reported(tmp_path, model, kind):
+    import cv2
+
+    clip = tmp_path / "in" / "empty.mp4"
+    clip.parent.mkdir()
+    if kind == "no frames":  # a container with a video track and no frame in it
+        cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (64, 48)).release()
+        assert clip.stat().st_size > 0
+    else:
+        clip.write_bytes(b"")
+    out = tmp_path / "out"
+    result = invoke(["apply", "--model", str(model), str(clip), "-o", str(out), "--no-progress"])
+    assert result.exit_code == 1
+    assert re.search(r"failed  .*empty\.mp4: .*(without a single frame|empty file)", result.output), \
+        result.output
+    assert not out.exists() or list(out.iterdir()) == []
+
+
 def test_frame_count_problems():
     from translator.runtime.apply import _frame_count_problem
 

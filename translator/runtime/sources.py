@@ -56,9 +56,12 @@ class VideoReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise GantoolError(f"video file not found: {self.path}")
+        if self.path.stat().st_size == 0:
+            raise GantoolError(f"{self.path} is an empty file (0 bytes), not a video")
         self.cap = cv2.VideoCapture(str(self.path))
         if not self.cap.isOpened():
-            raise GantoolError(f"cannot open video {self.path} (not a video OpenCV can read)")
+            raise GantoolError(f"cannot open video {self.path} (not a video OpenCV can read, "
+                               "or one without a single frame)")
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.props = VideoProps(
             fps=fps if fps and 0 < fps < 1000 else 25.0,
