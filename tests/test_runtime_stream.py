@@ -69,8 +69,8 @@ def test_threaded_webcam_delivers_numbered_frames_in_order(model, monkeypatch):
     seen: list[int] = []
     real = webcam._Stream.next
 
-    def spy(self, timeout):
-        frame = real(self, timeout)
+    def spy(self):
+        frame = real(self)
         if frame is not None:
             seen.append(int(frame.image[0, 0, 0]))
             # The invert model really ran on the (almost black) frame it carries.
@@ -193,3 +193,22 @@ def test_stream_sets_onnxruntime_threads_deliberately(model, monkeypatch):
     webcam.run_webcam(model, window=False, provider="cpu", log=lambda m: None)
     webcam.run_webcam(model, window=False, provider="cpu", threads=2, log=lambda m: None)
     assert made == [6, 2]
+
+
+class _EndlessCamera(FakeCamera):
+    def read(self):
+        return True, np.zeros((24, 32, 3), np.uint8)
+
+
+def test_a_model_slower_than_the_frame_timeout_is_not_a_dead_camera(model, monkeypatch):
+    monkeypatch.setattr(webcam, "open_camera", lambda index: _EndlessCamera(0))
+    real = FramePipeline.translate
+
+    def slow(self, images):
+        time.sleep(1.2)
+        return real(self, images)
+
+    monkeypatch.setattr(FramePipeline, "translate", slow)
+    res = webcam.run_webcam(model, window=False, provider="cpu", frame_timeout=0.1, max_frames=2,
+                            log=lambda m: None)
+    assert (res.frames, res.ended) == (2, "max-frames")

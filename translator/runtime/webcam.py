@@ -168,7 +168,7 @@ def run_webcam(
     fps, last, began = 0.0, time.perf_counter(), time.perf_counter()
     try:
         while max_frames is None or result.frames < max_frames:
-            frame = stream.next(timeout + 1.0)
+            frame = stream.next()
             if frame is None:
                 stream.raise_error()
                 if not live:
@@ -279,9 +279,18 @@ class _Stream:
         frame.output = np.hstack([image, out]) if pipe.side_by_side else out
         return frame
 
-    def next(self, timeout: float) -> Frame | None:
-        item = self.results.get(timeout)
-        return None if item is None or item is END else item
+    def next(self) -> Frame | None:
+        """The next finished frame; None at the end of the stream. Waits as long as the
+        stages work (a slow model is not a dead source: the feeder's timeout decides that)."""
+        while True:
+            item = self.results.get(0.1)
+            if item is END:
+                return None
+            if item is not None:
+                return item
+            if not any(stage.thread.is_alive() for stage in self.stages):
+                item = self.results.get(0)
+                return None if item is None or item is END else item
 
     def raise_error(self) -> None:
         for stage in self.stages:
