@@ -151,7 +151,8 @@ def run_webcam(
         cap.release()
         raise
     # OpenCV's own thread pool would compete with onnxruntime's for the same cores; the
-    # stages are the parallelism here.
+    # stages are the parallelism here. Restored on the way out (it is process-wide).
+    opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     fps_in = cap.get(cv2.CAP_PROP_FPS)
     if live:
@@ -216,6 +217,7 @@ def run_webcam(
             _finish_recording(writer, log)
         if window:
             cv2.destroyAllWindows()
+        cv2.setNumThreads(opencv_threads)
     result.fps = fps
     result.mean_fps = result.frames / max(time.perf_counter() - began, 1e-6)
     result.latency = stream.stats.median_latency
