@@ -1,4 +1,5 @@
-"""Inference speed: PyTorch eager against onnxruntime, per CycleGAN variant, and end to end.
+"""Inference speed: PyTorch eager against onnxruntime, fp32 against int8, per CycleGAN
+variant, alone and end to end, against the machine's physical floor.
 
     python benchmarks/runtime.py                       # everything (slow on a small CPU)
     python benchmarks/runtime.py --quick               # batch 8 only for cyclegan-mobile
@@ -11,10 +12,16 @@ onnxruntime through ``ModelSession`` on the CPU, and on CUDA when a GPU works. E
 is the median of ``--repeats`` timed runs after ``--warmup`` runs; ``max err`` is the
 largest difference between the onnxruntime and PyTorch outputs on the timed input.
 
-End to end: ``run_webcam`` (the ``gantool webcam`` loop without a window) reads a synthetic
-640x480 video of scikit-image's astronaut moving about, translates every frame with the
-``--e2e-model`` variant's ONNX file, with and without ``--faces``; FPS is frames over the
-loop's wall time (model loading included) and the loop's own smoothed FPS.
+End to end: ``run_webcam`` (the ``gantool webcam`` loop without a window) on a stand-in
+30 FPS camera that plays a synthetic 640x480 video of scikit-image's astronaut moving
+about, with the ``--e2e-model`` variant's ONNX file, with and without ``--faces``.
+
+Precision table: per variant, fp32 and int8 (gantool's int8 quantizer, calibrated on
+scikit-image photos; PSNR of its output against fp32 on other photos) as the model alone
+(batch 1, ``--size`` px: FPS and latency) and, for ``--e2e-model``, end to end without and
+with faces (FPS over the loop's wall time, median latency capture to display, median
+seconds per stage). The floor: FLOPs per frame (PyTorch's FLOP counter) against an fp32
+matmul ceiling measured here, i.e. the frame rate if every FLOP ran at matmul speed.
 """
 
 from __future__ import annotations
@@ -168,27 +175,6 @@ def make_video(path: Path, frames: int, width: int = 640, height: int = 480) -> 
     return path
 
 
-def bench_end_to_end(path: Path, video: Path, args: argparse.Namespace, faces: bool) -> str:
-    """One line: FPS of ``run_webcam`` over the video, or why it failed."""
-    from translator.runtime.webcam import run_webcam
-
-    provider = "cuda" if args.cuda else "cpu"
-    label = f"  faces={'on ' if faces else 'off'}"
-    try:
-        # A short first pass: file cache, session and detector start-up out of the way.
-        run_webcam(path, source=video, window=False, max_frames=5, faces=faces,
-                   provider=provider, log=lambda _: None)
-        began = time.perf_counter()
-        result = run_webcam(path, source=video, window=False, max_frames=args.frames,
-                            faces=faces, provider=provider, log=lambda _: None)
-        seconds = time.perf_counter() - began
-    except Exception as exc:  # report and go on: the other rows still mean something
-        return f"{label}  failed: {type(exc).__name__}: {exc}"
-    return (f"{label}  {result.frames / seconds:6.2f} FPS (loop's own smoothed FPS "
-            f"{result.fps:.2f}; {result.frames} frames, {result.provider}, "
-            f"dropped {result.dropped})")
-
-
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,10 +189,13 @@ def main() -> None:
     parser.add_argument("--e2e-model", default="cyclegan-mobile", choices=VARIANTS)
     parser.add_argument("--frames", type=int, default=100, help="end-to-end frames")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end pipeline")
+    parser.add_argument("--no-precision", action="store_true",
+                        help="skip the fp32/int8 table, the physical floor and end to end")
     parser.add_argument("--keep", type=Path, default=None, help="keep the ONNX files here")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.warmup = 3, 1
+        args.frames = min(args.frames, 40)
     args.cuda = cuda_works()
 
     print(machine())
@@ -225,11 +214,157 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def matmul_ceiling(n: int = 1024, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of a square matmul on all of torch's threads (the dense-compute ceiling)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds = median_seconds(lambda: a @ b, 2, repeats)
+    return 2 * n**3 / seconds / 1e9
+
+
+def flops_per_frame(module: torch.nn.Module, size: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        module(torch.zeros(1, 3, size, size))
+    return float(counter.get_total_flops())
+
+
+def photos(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration, held-out) batches of scikit-image photos at ``size`` px in -1..1."""
+    import cv2
+    from skimage import data
+
+    def prep(img: np.ndarray, off: int) -> np.ndarray:
+        img = img[off:off + min(img.shape[:2]) - off, off:off + min(img.shape[:2]) - off, :3]
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+        return img.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1
+
+    calib = [prep(f(), o) for f in (data.astronaut, data.coffee, data.chelsea, data.rocket)
+             for o in (0, 40)]
+    held = [prep(f(), 10) for f in (data.immunohistochemistry, data.hubble_deep_field)]
+    held.append(prep(data.astronaut(), 120))
+    return np.stack(calib), np.stack(held)
+
+
+def int8_variant(path: Path, size: int) -> tuple[Path, float]:
+    """gantool's int8 version of an exported fp32 file, and its PSNR against fp32."""
+    import onnx
+    from translator.exporters.onnx_int8 import Int8Images, to_int8
+
+    from translator import onnx_metadata as meta
+
+    calib, held = photos(size)
+    fp32 = onnx.load(str(path))
+    result = to_int8(fp32, Int8Images(calib, held, "scikit-image photos"), float("-inf"), path.name)
+    props = {**meta.read_props(fp32), meta.PRECISION: "int8", **result.metadata}
+    meta.write_props(result.model, props)
+    out = path.with_name(path.stem + "-int8.onnx")
+    onnx.save_model(result.model, str(out))
+    return out, result.psnr
+
+
+def model_alone(path: Path, size: int, args: argparse.Namespace) -> float:
+    """Median seconds of one batch-1 frame through onnxruntime on the CPU."""
+    from translator.runtime.session import ModelSession
+
+    session = ModelSession(path, "cpu", log=lambda _: None)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
+    return median_seconds(lambda: session.run(x), args.warmup, args.repeats)
+
+
+class CameraFromVideo:
+    """A stand-in for a 30 FPS webcam: the video's frames, looped, each one delivered no
+    sooner than its time, so the loop sees a live source (newest frame wins)."""
+
+    def __init__(self, video: Path, fps: float = 30.0) -> None:
+        import cv2
+
+        self.cap = cv2.VideoCapture(str(video))
+        self.interval = 1.0 / fps
+        self.next_at = time.perf_counter()
+
+    def read(self) -> tuple[bool, Any]:
+        import cv2
+
+        ok, frame = self.cap.read()
+        if not ok:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self.cap.read()
+        delay = self.next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        self.next_at = max(self.next_at + self.interval, time.perf_counter())
+        return ok, frame
+
+    def get(self, prop: int) -> float:
+        return 30.0
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2's name
+        return True
+
+    def release(self) -> None:
+        self.cap.release()
+
+
+def end_to_end(path: Path, video: Path, args: argparse.Namespace, faces: bool) -> dict[str, Any]:
+    """The webcam loop on a 30 FPS camera made from ``video``."""
+    from translator.runtime import webcam
+
+    webcam.open_camera = lambda index: CameraFromVideo(video)
+    webcam.run_webcam(path, window=False, max_frames=5, faces=faces, provider="cpu",
+                      log=lambda _: None)  # session and detector start-up
+    result = webcam.run_webcam(path, window=False, max_frames=args.frames, faces=faces,
+                               provider="cpu", log=lambda _: None)
+    return {"fps": result.mean_fps, "latency": result.latency, "stages": result.stage_seconds}
+
+
+def precision_table(args: argparse.Namespace, files: dict[str, Path],
+                    modules: dict[str, torch.nn.Module], video: Path | None) -> None:
+    ceiling = matmul_ceiling()
+    print(f"\nPrecision table ({args.size} px model input, batch 1; fp32 matmul ceiling "
+          f"measured here: {ceiling:.0f} GFLOP/s)")
+    header = (f"{'variant':<16} {'prec':<5} {'what':<14} {'FPS':>7} {'latency':>9} "
+              f"{'PSNR':>7}  notes")
+    print(header)
+    print("-" * len(header))
+    for name, path in files.items():
+        flops = flops_per_frame(modules[name], args.size)
+        floor = ceiling * 1e9 / flops
+        int8_path, score = int8_variant(path, args.size)
+        for prec, p, psnr_db in (("fp32", path, None), ("int8", int8_path, score)):
+            seconds = model_alone(p, args.size, args)
+            psnr_text = "-" if psnr_db is None else f"{psnr_db:.1f}"
+            note = f"{flops / 1e9:.1f} GFLOP/frame, floor {floor:.1f} FPS at the fp32 ceiling"
+            print(f"{name:<16} {prec:<5} {'model alone':<14} {1 / seconds:>7.2f} "
+                  f"{1000 * seconds:>7.0f}ms {psnr_text:>7}  {note}", flush=True)
+            if video is None or name != args.e2e_model:
+                continue
+            for faces in (False, True):
+                what = "e2e + faces" if faces else "e2e"
+                try:
+                    row = end_to_end(p, video, args, faces)
+                except Exception as exc:  # report and go on
+                    print(f"{name:<16} {prec:<5} {what:<14} failed: {type(exc).__name__}: {exc}")
+                    continue
+                stages = ", ".join(f"{k} {1000 * v:.0f}ms" for k, v in row["stages"].items())
+                print(f"{name:<16} {prec:<5} {what:<14} {row['fps']:>7.2f} "
+                      f"{1000 * row['latency']:>7.0f}ms {psnr_text:>7}  median per stage: {stages}",
+                      flush=True)
+    print("PSNR: int8 output against fp32 on held-out photos (dB). e2e: the threaded webcam "
+          "loop on a 30 FPS 640x480 camera (a looped video); latency is capture to display "
+          "(median); FPS at most 30.")
+
+
 def run_all(args: argparse.Namespace, folder: Path) -> None:
     files = {}
+    modules = {}
     for name in dict.fromkeys([*args.variants, *([] if args.no_e2e else [args.e2e_model])]):
         module, path = export_variant(name, args.size, folder)
-        files[name] = path
+        files[name], modules[name] = path, module
         if name not in args.variants:
             continue
         batches = args.batches
@@ -238,12 +373,9 @@ def run_all(args: argparse.Namespace, folder: Path) -> None:
         bench_variant(name, module, path, args, batches)
     print("\nx torch: FPS relative to PyTorch eager on the CPU, same variant and batch.")
 
-    if not args.no_e2e:
-        video = make_video(folder / "astronaut.mp4", args.frames)
-        print(f"\nEnd to end (run_webcam, {args.e2e_model} at {args.size} px short side, "
-              f"640x480 video, {args.frames} frames, batch 1):")
-        for faces in (False, True):
-            print(bench_end_to_end(files[args.e2e_model], video, args, faces), flush=True)
+    video = None if args.no_e2e else make_video(folder / "astronaut.mp4", args.frames)
+    if not args.no_precision:
+        precision_table(args, files, modules, video)
 
 
 if __name__ == "__main__":

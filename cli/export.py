@@ -25,7 +25,9 @@ latent input [N, latent_dim]. Batch, height and width stay dynamic (height and w
 must be multiples of the network's gantool.size_multiple, e.g. 4 for ResNet generators,
 2^depth for U-Nets). Each file is checked with onnx.checker and run in onnxruntime (CPU)
 against PyTorch at two input shapes; a difference above 1e-4 (fp32) or 2e-2 (--fp16)
-fails the export and writes nothing.
+fails the export and writes nothing. --int8 quantizes the verified fp32 graph, calibrated on
+the run's own training images (listed in gantool.int8_calibration), and fails unless its
+output reaches --min-psnr dB against fp32 on held-out training images.
 
 \b
 Where files go (-o):
@@ -41,6 +43,7 @@ Examples:
   gantool export onnx runs/cyclegan-20261123-101500
   gantool export onnx runs/RUN --direction a2b -o male2female.onnx --fp16
   gantool export onnx runs/RUN --static-size 256 --opset 20
+  gantool export onnx runs/RUN --int8 -o 'int8/{model}-{direction}.onnx'
 """
 
 
@@ -69,13 +72,20 @@ def _make_onnx_command() -> click.Command:
     @click.option("--static-size", type=int, default=None, metavar="N",
                   help="Fix height and width to N pixels (a multiple of the size multiple); "
                        "batch stays dynamic.")
+    @click.option("--int8", is_flag=True,
+                  help="Static int8 quantization (QDQ, per-channel weights) calibrated on the "
+                       "run's training images; fails below the --min-psnr quality bar.")
+    @click.option("--min-psnr", type=float, default=None, metavar="DB",
+                  help="--int8: least PSNR of int8 against fp32 output on held-out training "
+                       "images  [default: 30].")
     @_CHECKPOINT
     @click.option("--no-verify", is_flag=True, help="Skip the onnxruntime-vs-PyTorch check.")
     def onnx_command(run: Path, output: Path | None, direction: str | None, opset: int,
-                     fp16: bool, static_size: int | None, checkpoint: int | None,
-                     no_verify: bool) -> None:
+                     fp16: bool, static_size: int | None, int8: bool, min_psnr: float | None,
+                     checkpoint: int | None, no_verify: bool) -> None:
         options = {"opset": opset, "fp16": fp16, "static_size": static_size,
-                   "verify": not no_verify, "log": click.echo}
+                   "verify": not no_verify, "int8": int8, "min_psnr": min_psnr,
+                   "log": click.echo}
         _run_exporter("onnx", run, output, direction, checkpoint, options)
 
     return onnx_command

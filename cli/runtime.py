@@ -196,6 +196,9 @@ def translate_command(run: str, inputs: tuple[str, ...], output: str | None, dir
     help="Also write the translated stream to a video file.",
 )
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames.")
+@click.option("--detect-every", type=click.IntRange(min=1), default=3, show_default=True,
+              metavar="N", help="--faces: run the face detector on every N-th frame; the "
+              "tracked boxes stand in between.")
 @click.option("--no-window", is_flag=True, help="Run without a display (with --record).")
 @click.option(
     "--snapshot-dir",
@@ -217,6 +220,7 @@ def webcam_command(
     source: str | None,
     record: str | None,
     max_frames: int | None,
+    detect_every: int,
     no_window: bool,
     snapshot_dir: str,
 ) -> None:
@@ -237,6 +241,7 @@ def webcam_command(
         side_by_side=side_by_side,
         record=record,
         max_frames=max_frames,
+        detect_every=detect_every,
         window=not no_window,
         provider=provider,
         size=size,
@@ -246,7 +251,8 @@ def webcam_command(
     )
     dropped = f", {result.dropped} dropped to keep up" if result.dropped else ""
     click.echo(
-        f"{result.frames} frames at {result.fps:.1f} FPS on {result.provider}{dropped} ({result.ended})."
+        f"{result.frames} frames at {result.mean_fps:.1f} FPS on {result.provider}{dropped}, "
+        f"{1000 * result.latency:.0f} ms capture to display ({result.ended})."
     )
     if result.record is not None:
         click.echo(f"Recorded {result.record}")

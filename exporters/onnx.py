@@ -5,8 +5,10 @@ Importing this module stays cheap (no torch, no onnx): the work lives in
 :mod:`translator.exporters.onnx_export`, imported when an export runs.
 
 ``ExportRequest.options`` understood here: ``opset`` (int, default 18), ``fp16`` (bool),
-``static_size`` (int pixels, fixes height and width), ``verify`` (bool, default True) and
-``log`` (a callable taking one line per written file, ``None`` for silence; default print).
+``static_size`` (int pixels, fixes height and width), ``verify`` (bool, default True),
+``int8`` (bool: static int8 quantization, :mod:`translator.exporters.onnx_int8`),
+``min_psnr`` (float dB, int8's quality bar, default 30) and ``log`` (a callable taking one
+line per written file, ``None`` for silence; default print).
 """
 
 from __future__ import annotations

@@ -58,12 +58,16 @@ class OnnxOptions:
     #: Fix height and width to this many pixels (batch stays dynamic).
     static_size: int | None = None
     verify: bool = True
+    #: Static int8 quantization calibrated on the run's training images.
+    int8: bool = False
+    #: int8 only: least PSNR (dB) of int8 against fp32 output on held-out images.
+    min_psnr: float | None = None
     #: Called with one line per written file; ``None`` for silence.
     log: Log | None = print
 
     @classmethod
     def from_request(cls, options: dict[str, Any]) -> OnnxOptions:
-        known = {"opset", "fp16", "static_size", "verify", "log"}
+        known = {"opset", "fp16", "static_size", "verify", "int8", "min_psnr", "log"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise GantoolError(
@@ -75,12 +79,17 @@ class OnnxOptions:
             opts = cls(
                 opset=int(opts.opset), fp16=_as_bool(opts.fp16),
                 static_size=None if opts.static_size is None else int(opts.static_size),
-                verify=_as_bool(opts.verify), log=opts.log,
+                verify=_as_bool(opts.verify), int8=_as_bool(opts.int8),
+                min_psnr=None if opts.min_psnr is None else float(opts.min_psnr), log=opts.log,
             )
         except (TypeError, ValueError) as exc:
             raise GantoolError(f"bad onnx export option: {exc}") from None
         if opts.static_size is not None and opts.static_size < 1:
             raise GantoolError(f"--static-size must be a positive number of pixels, not {opts.static_size}")
+        if opts.int8 and opts.fp16:
+            raise GantoolError("choose one of --int8 and --fp16")
+        if opts.min_psnr is not None and not opts.int8:
+            raise GantoolError("--min-psnr applies to --int8 exports")
         return opts
 
 
@@ -104,6 +113,8 @@ class ExportedFile:
     metadata: dict[str, str]
     #: Largest |onnxruntime - PyTorch| over the verification inputs; None with verify off.
     max_error: float | None = None
+    #: int8 only: PSNR (dB) of the int8 output against fp32 on held-out images.
+    psnr: float | None = None
     seconds: float = 0.0
     size_bytes: int = 0
     model: Any = field(default=None, repr=False)  # the onnx.ModelProto until written
@@ -366,7 +377,7 @@ def build_metadata(gen: Any, rc: Any, step: int, direction: str | None, opts: On
         meta.INPUT_RANGE: "-1,1",
         meta.CHANNEL_ORDER: "RGB",
         meta.VERSION: translator.__version__,
-        meta.PRECISION: "fp16" if opts.fp16 else "fp32",
+        meta.PRECISION: "int8" if opts.int8 else "fp16" if opts.fp16 else "fp32",
         meta.CHECKPOINT_STEP: str(step),
     }
     if gen.kind == "translation":
@@ -417,6 +428,8 @@ def prepare(request: ExportRequest, opts: OnnxOptions) -> list[ExportedFile]:
     model, rc, step = load_model(Path(request.run_dir), request.checkpoint)
     gens = select_generators(model.generators(), request.direction, rc.spec.name)
     translation = next(iter(gens.values())).kind == "translation"
+    if not translation and opts.int8:
+        raise GantoolError("--int8 applies to translation models (it is calibrated on images)")
     if not translation and opts.static_size is not None:
         raise GantoolError("--static-size applies to translation models; generation models take "
                            "a latent vector")
@@ -458,9 +471,32 @@ def prepare(request: ExportRequest, opts: OnnxOptions) -> list[ExportedFile]:
                     f"(max abs, input {list(shape)}), more than the {tolerance:g} allowed for "
                     f"{'fp16' if opts.fp16 else 'fp32'}; nothing written (--no-verify skips this check)"
                 )
-        files.append(ExportedFile(paths[name], name, direction, entries, error,
+        score = None
+        if opts.int8:
+            side = _round_up(train_size, gen.size_multiple)
+            proto, score = _quantize(proto, rc, direction, side, opts, f"{rc.spec.name} {name}",
+                                     entries)
+        files.append(ExportedFile(paths[name], name, direction, entries, error, score,
                                   time.perf_counter() - start, model=proto))
     return files
+
+
+def _quantize(proto: onnx.ModelProto, rc: Any, direction: str | None, size: int,
+              opts: OnnxOptions, label: str, entries: dict[str, str]) -> tuple[onnx.ModelProto, float]:
+    """The int8 version of a verified fp32 model, with its metadata (``entries`` gains the
+    int8 keys); :class:`GantoolError` when it misses the quality bar."""
+    from .onnx_int8 import DEFAULT_MIN_PSNR, run_images, to_int8
+
+    min_psnr = DEFAULT_MIN_PSNR if opts.min_psnr is None else opts.min_psnr
+    result = to_int8(proto, run_images(rc, direction, size), min_psnr, label)
+    entries.update(result.metadata)
+    meta.write_props(result.model, entries)
+    try:
+        onnx.checker.check_model(result.model, full_check=True)
+    except Exception as exc:
+        raise GantoolError(f"the int8 {label} model fails onnx.checker: {_first_line(exc)[:300]}") \
+            from None
+    return result.model, result.psnr
 
 
 def write_files(files: list[ExportedFile]) -> None:
@@ -496,5 +532,7 @@ def export_run(request: ExportRequest) -> list[ExportedFile]:
     if opts.log is not None:
         for f in files:
             check = "not verified" if f.max_error is None else f"max error {f.max_error:.2g}"
+            if f.psnr is not None:
+                check += f", int8 {f.psnr:.1f} dB PSNR against fp32"
             opts.log(f"Wrote {f.path} ({f.size_bytes / 1e6:.2f} MB, {check}, {f.seconds:.1f} s)")
     return files

@@ -21,7 +21,7 @@ from translator.safe_write import atomic_path, file_identity
 
 from .pipeline import FaceOptions, FramePipeline
 from .session import Log, ModelSession, stderr_log
-from .sources import VideoReader, VideoWriter, is_video_path
+from .sources import VideoReader, is_video_path
 
 # Formats written as themselves; any other image input is written as PNG.
 WRITABLE_IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
@@ -241,7 +241,7 @@ def apply(
     videos = [j for j in jobs if j.kind == "video"]
     _run_images(pipe, images, report, progress)
     for job in videos:
-        _run_video(pipe, job, report, progress)
+        _run_video(pipe, job, report, progress, log)
     return report
 
 
@@ -290,40 +290,42 @@ def _translate_and_write(
             report.failed.append((job.src, f"cannot write {job.dst}: {_short(exc)}"))
 
 
-def _run_video(pipe: FramePipeline, job: Job, report: ApplyReport, progress: bool) -> None:
+def _run_video(pipe: FramePipeline, job: Job, report: ApplyReport, progress: bool,
+               log: Log = stderr_log) -> None:
     from tqdm import tqdm
 
     from .faces import BoxSmoother
+    from .video import VideoOutput, quiet_libav
 
+    quiet_libav()
     try:
         reader = VideoReader(job.src)
     except GantoolError as exc:
         report.failed.append((job.src, str(exc)))
         return
-    writer = VideoWriter(job.dst, reader.props.fps)
+    writer = VideoOutput(job.dst, reader.props.fps, audio_from=job.src, log=log)
     pipe.reset()
     if pipe.faces is not None:
         pipe.faces.smoother = BoxSmoother()
-    bar = tqdm(
-        total=reader.props.frames or None,
-        unit="frame",
-        desc=job.src.name,
-        disable=not progress,
-        file=sys.stderr,
-    )
+    declared = reader.props.frames
+    bar = tqdm(total=declared or None, unit="frame", desc=job.src.name, disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
     chunk: list[np.ndarray] = []
+    done = False
     try:
         for frame in reader:
             chunk.append(frame)
             if len(chunk) == pipe.batch_size:
-                for out in pipe.process(chunk):
-                    writer.write(out)
-                bar.update(len(chunk))
+                _encode(pipe, chunk, writer, bar)
                 chunk = []
         if chunk:
-            for out in pipe.process(chunk):
-                writer.write(out)
-            bar.update(len(chunk))
+            _encode(pipe, chunk, writer, bar)
+        problem = _frame_count_problem(writer.frames, declared)
+        if problem:
+            report.failed.append((job.src, problem))
+            return
+        writer.close()
+        done = True
     except GantoolError as exc:
         writer.discard()
         report.failed.append((job.src, str(exc)))
@@ -335,13 +337,30 @@ def _run_video(pipe: FramePipeline, job: Job, report: ApplyReport, progress: boo
     finally:
         bar.close()
         reader.close()
-        writer.close()
+        if not done:
+            writer.abort()
         if pipe.faces is not None:
             pipe.faces.smoother = None
-    if writer.frames == 0:
-        report.failed.append((job.src, "no frames could be read"))
-        return
+    if writer.audio not in ("copied", "none"):
+        log(f"{job.src.name}: audio {writer.audio}")
     report.written.append((job.src, job.dst))
+
+
+def _encode(pipe: FramePipeline, frames: list[np.ndarray], writer: Any, bar: Any) -> None:
+    for out in pipe.process(frames):
+        writer.write(out)
+    bar.update(len(frames))
+
+
+def _frame_count_problem(decoded: int, declared: int) -> str | None:
+    """Why a video's frames fall short: none at all, or fewer than its header declares
+    (a truncated file). Containers may round the declared count, hence the slack of 1."""
+    if decoded == 0:
+        return "no frames could be decoded (empty or truncated video); nothing written"
+    if declared and decoded < declared - 1:
+        return (f"truncated video: only {decoded} of the {declared} frames it declares could "
+                "be decoded; nothing written")
+    return None
 
 
 def _short(exc: BaseException) -> str:

@@ -232,6 +232,10 @@ class BoxSmoother:
     def reset(self) -> None:
         self.tracks = []
 
+    def current(self) -> list[Box]:
+        """The tracks' boxes as they stand, for frames between detections."""
+        return [tuple(int(round(v)) for v in t["box"]) for t in self.tracks]  # type: ignore[misc]
+
     def update(self, boxes: Sequence[Sequence[int]]) -> list[Box]:
         unmatched = list(self.tracks)
         new_tracks = []
@@ -247,7 +251,7 @@ class BoxSmoother:
             if track["missed"] < self.hold:
                 new_tracks.append({"box": track["box"], "missed": track["missed"] + 1})
         self.tracks = new_tracks
-        return [tuple(int(round(v)) for v in t["box"]) for t in new_tracks]  # type: ignore[misc]
+        return self.current()
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -257,3 +261,18 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = iw * ih
     union = a[2] * a[3] + b[2] * b[3] - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def detect_scaled(detector: Any, rgb: np.ndarray, max_side: int | None = None) -> list[Box]:
+    """Faces of an RGB frame, detected on a copy whose long side is at most ``max_side``
+    (detection time grows with the pixel count); boxes are in the frame's coordinates."""
+    import cv2
+
+    from .pipeline import detect_rgb
+
+    h, w = rgb.shape[:2]
+    scale = 1.0 if not max_side or max(h, w) <= max_side else max_side / max(h, w)
+    if scale == 1.0:
+        return detect_rgb(detector, rgb)
+    small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return [tuple(int(round(v / scale)) for v in box) for box in detect_rgb(detector, small)]  # type: ignore[misc]

@@ -92,6 +92,12 @@ class FaceOptions:
     smooth: bool = False
     feather: float = 0.2
     smoother: Any = field(default=None, repr=False)
+    #: With ``smooth`` (video): run the detector only on every n-th frame; the smoother's
+    #: tracks stand in between. Detection costs more than translating a face crop.
+    detect_every: int = 1
+    #: Detect on a copy of the frame scaled so its long side is at most this (None: full
+    #: size); boxes are scaled back. Faces below the detector's minimum size there are missed.
+    detect_side: int | None = None
 
 
 class FramePipeline:
@@ -115,6 +121,7 @@ class FramePipeline:
         self.batch_size = max(1, min(batch_size, model.info.max_batch or batch_size))
         #: Faces found in each frame of the last :meth:`process` call in face mode.
         self.last_face_counts: list[int] = []
+        self._frames_since_detection = 0
         if faces is not None and faces.smooth and faces.smoother is None:
             from .faces import BoxSmoother
 
@@ -122,6 +129,7 @@ class FramePipeline:
 
     def reset(self) -> None:
         """Forget the face tracks of the previous video."""
+        self._frames_since_detection = 0
         if self.faces is not None and self.faces.smoother is not None:
             self.faces.smoother.reset()
 
@@ -156,20 +164,34 @@ class FramePipeline:
             results = [np.hstack([f, r]) for f, r in zip(frames, results, strict=True)]
         return results
 
-    def _process_faces(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def face_boxes(self, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Face boxes of one RGB frame (face mode). In a video (``smooth``) the detector runs
+        on every ``detect_every``-th frame and the smoother's tracks stand in between, and
+        a missed detection keeps the tracks for a few detections (no popping)."""
+        from .faces import detect_scaled
+
+        opts = self.faces
+        assert opts is not None
+        if opts.smoother is None:
+            return detect_scaled(opts.detector, frame, opts.detect_side)
+        due = self._frames_since_detection % max(1, opts.detect_every) == 0
+        self._frames_since_detection += 1
+        if due:
+            return opts.smoother.update(detect_scaled(opts.detector, frame, opts.detect_side))
+        return opts.smoother.current()
+
+    def translate_faces(self, frames: Sequence[np.ndarray],
+                        boxes: Sequence[Sequence[tuple[int, int, int, int]]]) -> list[np.ndarray]:
+        """Translate the face crops of ``frames`` (all crops in one batch) and blend them back."""
         from .faces import blend_face, face_crop_box
 
         opts = self.faces
         assert opts is not None
         crops: list[np.ndarray] = []
         where: list[tuple[int, tuple[int, int, int, int]]] = []
-        self.last_face_counts = []
-        for n, frame in enumerate(frames):
-            boxes = detect_rgb(opts.detector, frame)
-            if opts.smoother is not None:
-                boxes = opts.smoother.update(boxes)
-            self.last_face_counts.append(len(boxes))
-            for box in boxes:
+        self.last_face_counts = [len(b) for b in boxes]
+        for n, (frame, frame_boxes) in enumerate(zip(frames, boxes, strict=True)):
+            for box in frame_boxes:
                 x0, y0, x1, y1 = face_crop_box(box, opts.margin, frame.shape)
                 if x1 - x0 < 8 or y1 - y0 < 8:
                     continue
@@ -180,6 +202,9 @@ class FramePipeline:
         for (n, rect), crop, new in zip(where, crops, translated, strict=True):
             results[n] = blend_face(results[n], new, rect, opts, original_crop=crop)
         return results
+
+    def _process_faces(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self.translate_faces(frames, [self.face_boxes(f) for f in frames])
 
 
 def detect_rgb(detector: Any, frame: np.ndarray) -> list[tuple[int, int, int, int]]:

@@ -232,8 +232,13 @@ def provider_options(name: str) -> dict[str, str]:
     return {}
 
 
-def create_session(path: Path, provider: str = "auto", log: Log = stderr_log) -> Any:
+def create_session(path: Path, provider: str = "auto", log: Log = stderr_log,
+                   threads: int | None = None) -> Any:
     """An ``InferenceSession`` on the requested provider.
+
+    ``threads`` sets onnxruntime's intra-op threads (default: one per core) for streams
+    where other stages share the cores; its threads then sleep instead of spinning
+    between runs, so they leave those cores to capture and face detection.
 
     ``auto`` tries CUDA and falls back to CPU with one line saying why; ``cuda`` and
     ``tensorrt`` fail with :class:`GantoolError` when that provider cannot be used.
@@ -268,6 +273,10 @@ def create_session(path: Path, provider: str = "auto", log: Log = stderr_log) ->
     ort.set_default_logger_severity(4 if chosen[0] != _CPU else 3)
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=chosen,
                                        provider_options=[provider_options(p) for p in chosen])
@@ -320,13 +329,14 @@ class ModelSession:
         size: int | None = None,
         input_range: tuple[float, float] | str | None = None,
         log: Log = stderr_log,
+        threads: int | None = None,
     ) -> None:
         self.path = check_model_path(path)
         if isinstance(input_range, str):
             input_range = parse_range(input_range)
         if size is not None:
             onnx_meta.check_input_size(size, "--size", "the processing size")
-        self.session = create_session(self.path, provider, log)
+        self.session = create_session(self.path, provider, log, threads)
         self.info = model_info(self.session, self.path, size, input_range, log)
         self.provider = self.session.get_providers()[0]
         self._io_binding = self.provider in (_CUDA, _TRT)

@@ -28,8 +28,11 @@ def is_video_path(path: Path) -> bool:
 
 def quiet_opencv() -> None:
     """OpenCV prints WARN/ERROR lines for missing cameras and bad files; we report those
-    ourselves in one line."""
+    ourselves in one line. Its FFmpeg reads its log level from the environment when it
+    first opens a video, so this must run before that."""
     import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
@@ -55,9 +58,12 @@ class VideoReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise GantoolError(f"video file not found: {self.path}")
+        if self.path.stat().st_size == 0:
+            raise GantoolError(f"{self.path} is an empty file (0 bytes), not a video")
         self.cap = cv2.VideoCapture(str(self.path))
         if not self.cap.isOpened():
-            raise GantoolError(f"cannot open video {self.path} (not a video OpenCV can read)")
+            raise GantoolError(f"cannot open video {self.path} (not a video OpenCV can read, "
+                               "or one without a single frame)")
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.props = VideoProps(
             fps=fps if fps and 0 < fps < 1000 else 25.0,
@@ -205,14 +211,16 @@ class CaptureThread:
                     continue
                 failures = 0
                 self.read_count += 1
-                self._put(frame[..., ::-1].copy())
+                # Stamped at capture, so latency can be measured to display.
+                self._put((time.perf_counter(), frame[..., ::-1].copy()))
         except Exception:  # a crashing backend ends the stream rather than hanging it
             pass
         finally:
             self._put(_END)
 
     def _put(self, item: Any) -> None:
-        if self.live:
+        # The end waits for room rather than displacing the last frame.
+        if self.live and item is not _END:
             while True:
                 try:
                     self.queue.put_nowait(item)
@@ -232,6 +240,11 @@ class CaptureThread:
 
     def read(self, timeout: float) -> np.ndarray | None:
         """The next RGB frame; None when the source ended or sent nothing for ``timeout``."""
+        stamped = self.read_stamped(timeout)
+        return None if stamped is None else stamped[1]
+
+    def read_stamped(self, timeout: float) -> tuple[float, np.ndarray] | None:
+        """(``time.perf_counter()`` at capture, RGB frame), or None like :meth:`read`."""
         try:
             item = self.queue.get(timeout=timeout)
         except queue.Empty:

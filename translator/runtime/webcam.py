@@ -1,14 +1,15 @@
 """``gantool webcam``: live translation from a camera (or a video file standing in for one).
 
-A capture thread feeds a bounded queue in which the newest frame wins, so a slow model
-lowers the frame rate but never adds latency. Keys in the window: q (or Esc) quit, f faces
-on/off, space original/translated, s snapshot.
+Capture, face detection and inference run in their own threads with newest-wins
+hand-overs between them, so a slow model lowers the frame rate but never adds latency.
+Keys in the window: q (or Esc) quit, f faces on/off, space original/translated, s snapshot.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,9 @@ from translator.safe_write import atomic_path
 
 from .pipeline import FaceOptions, FramePipeline
 from .session import Log, ModelSession, stderr_log
-from .sources import CaptureThread, VideoWriter, is_video_path, open_camera, quiet_opencv
+from .sources import CaptureThread, is_video_path, open_camera, quiet_opencv
+from .stages import END, Frame, LatencyStats, Mailbox, Stage
+from .video import VideoOutput
 
 WINDOW = "gantool webcam (q quit, f faces, space original, s snapshot)"
 
@@ -36,6 +39,12 @@ class WebcamResult:
     ended: str = ""
     snapshots: list[Path] = field(default_factory=list)
     record: Path | None = None
+    #: Frames over the loop's wall time (start-up included).
+    mean_fps: float = 0.0
+    #: Median seconds from capture to display (or encoding).
+    latency: float = 0.0
+    #: Median seconds per stage ("detect", "translate").
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def has_display() -> bool:
@@ -73,6 +82,24 @@ def _open_source(camera: int, source: str | os.PathLike | None) -> tuple[Any, bo
     return cap, False, path.name
 
 
+def inference_threads(faces: bool, cores: int | None = None) -> int:
+    """onnxruntime threads for a stream. With faces on 4 or more cores, one core is left
+    to capture and detection so they run beside inference instead of waiting for it.
+    Below 4 cores that would cost a third to half of the inference speed for a detector
+    that runs on every 3rd frame only, so inference takes every core (its threads do not
+    spin, so the detector still gets time when it needs it)."""
+    cores = cores or os.cpu_count() or 1
+    return cores - 1 if faces and cores >= 4 else cores
+
+
+@dataclass
+class _Controls:
+    """What the window's keys switch; read by the stage threads."""
+
+    faces: bool
+    original: bool = False
+
+
 def run_webcam(
     model: str | os.PathLike,
     *,
@@ -90,9 +117,15 @@ def run_webcam(
     input_range: str | tuple[float, float] | None = None,
     snapshot_dir: str | os.PathLike = ".",
     frame_timeout: float = 5.0,
+    detect_every: int = 3,
+    threads: int | None = None,
     log: Log = stderr_log,
 ) -> WebcamResult:
-    """Translate a live stream until quit, ``max_frames``, or the source ends."""
+    """Translate a live stream until quit, ``max_frames``, or the source ends.
+
+    Capture, face detection and inference run in their own threads (see
+    :mod:`translator.runtime.stages`); this thread encodes and displays.
+    """
     import cv2
 
     if window and not has_display():
@@ -108,36 +141,38 @@ def run_webcam(
     # The source first: a missing camera or file is the one error the user sees.
     cap, live, what = _open_source(camera, source)
     try:
-        session = ModelSession(model, provider, size=size, input_range=input_range, log=log)
+        session = ModelSession(model, provider, size=size, input_range=input_range, log=log,
+                               threads=threads or inference_threads(faces))
+        log(f"Model: {session.info.describe()}; provider: {session.provider}")
+        # Batches of 4: several faces in a frame go through the model in one run.
+        pipe = FramePipeline(session, None, side_by_side, 4)
+        if faces:
+            pipe.faces = _make_faces(detector, detector_options, detect_every)
     except BaseException:
         cap.release()
         raise
-    log(f"Model: {session.info.describe()}; provider: {session.provider}")
-
-    def make_faces() -> FaceOptions:
-        from .faces import create_detector
-
-        return FaceOptions(create_detector(detector, **(detector_options or {})), smooth=True)
-
-    try:
-        pipe = FramePipeline(session, make_faces() if faces else None, side_by_side, 1)
-    except BaseException:
-        cap.release()
-        raise
+    # OpenCV's own thread pool would compete with onnxruntime's for the same cores; the
+    # stages are the parallelism here. Restored on the way out (it is process-wide).
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     fps_in = cap.get(cv2.CAP_PROP_FPS)
     if live:
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's own queue adds latency too
     capture = CaptureThread(cap, live=live).start()
-    writer = VideoWriter(record_path, fps_in if 0 < fps_in < 1000 else 25.0) if record_path else None
+    writer = None
+    if record_path is not None:
+        writer = VideoOutput(record_path, fps_in if 0 < fps_in < 1000 else 25.0, log=log)
     result = WebcamResult(provider=session.provider, record=record_path)
-    faces_on, show_original = faces, False
-    fps, last = 0.0, time.perf_counter()
+    controls = _Controls(faces=faces)
     # A file source is read ahead by the thread, so its timeout only guards a stuck decoder.
     timeout = frame_timeout if live else max(frame_timeout, 30.0)
+    stream = _Stream(pipe, capture, live, controls, timeout).start()
+    fps, last, began = 0.0, time.perf_counter(), time.perf_counter()
     try:
         while max_frames is None or result.frames < max_frames:
-            frame = capture.read(timeout=timeout if result.frames else max(timeout, 10.0))
+            frame = stream.next()
             if frame is None:
+                stream.raise_error()
                 if not live:
                     result.ended = "end of source"
                 elif result.frames == 0:
@@ -146,10 +181,8 @@ def run_webcam(
                     result.ended = "camera stopped"
                     log(f"{what} stopped delivering frames; stopping.")
                 break
-            if show_original:
-                out = np.hstack([frame, frame]) if side_by_side else frame
-            else:
-                out = pipe.process([frame], faces=faces_on)[0]
+            out = frame.output
+            assert out is not None
             if writer is not None:
                 writer.write(out)
             result.frames += 1
@@ -157,9 +190,9 @@ def run_webcam(
             fps = 1.0 / max(now - last, 1e-6) if fps == 0 else 0.9 * fps + 0.1 / max(now - last, 1e-6)
             last = now
             if window:
-                label = f"{fps:4.1f} FPS  {pipe.model.provider_name}"
-                label += "  faces" if faces_on else ""
-                label += "  original" if show_original else ""
+                label = f"{fps:4.1f} FPS  {1000 * (now - frame.captured):3.0f} ms  {pipe.model.provider_name}"
+                label += "  faces" if controls.faces else ""
+                label += "  original" if controls.original else ""
                 cv2.imshow(WINDOW, draw_overlay(out, label)[..., ::-1])
                 key = cv2.waitKey(1) & 0xFF
                 if key in (ord("q"), 27):
@@ -167,31 +200,124 @@ def run_webcam(
                     break
                 if key == ord("f"):
                     if pipe.faces is None:
-                        pipe.faces = make_faces()
-                        pipe.faces.smoother = _smoother()
-                    faces_on = not faces_on
+                        pipe.faces = _make_faces(detector, detector_options, detect_every)
+                    controls.faces = not controls.faces
                 elif key == ord(" "):
-                    show_original = not show_original
+                    controls.original = not controls.original
                 elif key == ord("s"):
                     result.snapshots.append(_snapshot(out, Path(snapshot_dir)))
                     log(f"Saved {result.snapshots[-1]}")
+            stream.stats.add(frame, time.perf_counter())
         else:
             result.ended = "max-frames"
     finally:
+        stream.stop()
         capture.stop()
-        result.dropped = capture.dropped
+        result.dropped = capture.dropped + stream.dropped
         if writer is not None:
-            writer.close()
+            _finish_recording(writer, log)
         if window:
             cv2.destroyAllWindows()
+        cv2.setNumThreads(opencv_threads)
     result.fps = fps
+    result.mean_fps = result.frames / max(time.perf_counter() - began, 1e-6)
+    result.latency = stream.stats.median_latency
+    result.stage_seconds = stream.stats.breakdown()
     return result
 
 
-def _smoother() -> Any:
-    from .faces import BoxSmoother
+def _make_faces(detector: str, options: dict[str, Any] | None, detect_every: int) -> FaceOptions:
+    from .faces import BoxSmoother, create_detector
 
-    return BoxSmoother()
+    # Detection on a frame scaled to 320 px on its long side: faces in a webcam frame are
+    # large, and the Haar cascade's time grows with the pixel count.
+    return FaceOptions(create_detector(detector, **(options or {})), smooth=True,
+                       smoother=BoxSmoother(), detect_every=max(1, detect_every), detect_side=320)
+
+
+class _Stream:
+    """capture -> (feeder thread) -> detection thread -> inference thread -> :meth:`next`."""
+
+    def __init__(self, pipe: FramePipeline, capture: CaptureThread, live: bool,
+                 controls: _Controls, timeout: float) -> None:
+        self.pipe, self.capture, self.controls, self.timeout = pipe, capture, controls, timeout
+        self.stop_event = threading.Event()
+        self.boxes, self.outputs, self.results = Mailbox(live), Mailbox(live), Mailbox(live)
+        self.stages = [
+            Stage("detect", self._detect, self.boxes, self.outputs, self.stop_event),
+            Stage("translate", self._translate, self.outputs, self.results, self.stop_event),
+        ]
+        self.feeder = threading.Thread(target=self._feed, daemon=True, name="gantool-feed")
+        self.stats = LatencyStats()
+
+    def start(self) -> _Stream:
+        for stage in self.stages:
+            stage.start()
+        self.feeder.start()
+        return self
+
+    def _feed(self) -> None:
+        index = 0
+        while not self.stop_event.is_set():
+            stamped = self.capture.read_stamped(self.timeout if index else max(self.timeout, 10.0))
+            if stamped is None:
+                break
+            self.boxes.put(Frame(index, stamped[0], stamped[1]), self.stop_event)
+            index += 1
+        self.boxes.put(END, self.stop_event)
+
+    def _detect(self, frame: Frame) -> Frame:
+        if self.controls.faces and not self.controls.original and self.pipe.faces is not None:
+            frame.boxes = self.pipe.face_boxes(frame.image)
+        return frame
+
+    def _translate(self, frame: Frame) -> Frame:
+        pipe, image = self.pipe, frame.image
+        if self.controls.original:
+            out = image
+        elif frame.boxes is not None:
+            out = pipe.translate_faces([image], [frame.boxes])[0]
+        else:
+            out = pipe.translate([image])[0]
+        frame.output = np.hstack([image, out]) if pipe.side_by_side else out
+        return frame
+
+    def next(self) -> Frame | None:
+        """The next finished frame; None at the end of the stream. Waits as long as the
+        stages work (a slow model is not a dead source: the feeder's timeout decides that)."""
+        while True:
+            item = self.results.get(0.1)
+            if item is END:
+                return None
+            if item is not None:
+                return item
+            if not any(stage.thread.is_alive() for stage in self.stages):
+                item = self.results.get(0)
+                return None if item is None or item is END else item
+
+    def raise_error(self) -> None:
+        for stage in self.stages:
+            if stage.error is not None:
+                raise stage.error
+
+    @property
+    def dropped(self) -> int:
+        return self.boxes.dropped + self.outputs.dropped + self.results.dropped
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for stage in self.stages:
+            stage.join(1.0)
+        self.feeder.join(1.0)
+
+
+def _finish_recording(writer: VideoOutput, log: Log) -> None:
+    """Keep what was recorded, however the loop ended (a file needs at least one frame)."""
+    if writer.frames == 0:
+        writer.abort()
+        log(f"Nothing recorded to {writer.path} (no frames)")
+    else:
+        writer.close()
 
 
 def _snapshot(image: np.ndarray, folder: Path) -> Path:
