@@ -81,3 +81,9 @@ def classify_digits(images: np.ndarray) -> np.ndarray:
     """Predicted digit of each ``[N, H, W, 3]`` uint8 image."""
     proba = digit_classifier().predict_proba(to_digit_features(images) / 16.0)
     return proba[:, :NOT_A_DIGIT].argmax(axis=1)
+
+
+def read_digits(images: np.ndarray) -> np.ndarray:
+    """What the classifier reads in each ``[N, H, W, 3]`` uint8 image: 0-9, or NOT_A_DIGIT."""
+    proba = digit_classifier().predict_proba(to_digit_features(images) / 16.0)
+    return proba.argmax(axis=1)
