@@ -27,7 +27,7 @@ import torch
 
 from translator.config import TrainConfig, config_from_dict, field_types
 from translator.data.pipeline import to_tensor, to_uint8
-from translator.metrics import NOT_A_DIGIT, read_digits
+from translator.metrics import target_shares
 from translator.registry import get_registry
 from translator.runs import load_model, open_data, read_run_config
 from translator.training import train
@@ -46,9 +46,9 @@ def evaluate(run: Path) -> dict[str, float]:
         with torch.no_grad():
             fake = gens[direction].module(images)
             rec = gens[back].module(fake)
-        read = read_digits(to_uint8(fake))
-        out[f"{direction} read as {target}"] = float((read == int(target)).mean())
-        out[f"{direction} not a digit"] = float((read == NOT_A_DIGIT).mean())
+        share, not_digit = target_shares(to_uint8(fake), int(target))
+        out[f"{direction} read as {target}"] = share
+        out[f"{direction} not a digit"] = not_digit
         out[f"cycle L1 {key}"] = float((rec - images).abs().mean() / 2)
     return out
 

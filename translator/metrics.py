@@ -87,3 +87,9 @@ def read_digits(images: np.ndarray) -> np.ndarray:
     """What the classifier reads in each ``[N, H, W, 3]`` uint8 image: 0-9, or NOT_A_DIGIT."""
     proba = digit_classifier().predict_proba(to_digit_features(images) / 16.0)
     return proba.argmax(axis=1)
+
+
+def target_shares(images: np.ndarray, target: int) -> tuple[float, float]:
+    """Shares of ``[N, H, W, 3]`` uint8 images read as ``target`` and as not a digit."""
+    read = read_digits(images)
+    return float((read == target).mean()), float((read == NOT_A_DIGIT).mean())
