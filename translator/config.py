@@ -36,7 +36,7 @@ class TrainConfig:
         "choices": ["resize-and-crop", "crop", "none"]})
     flip: bool | None = field(default=None, metadata={
         "help": "mirror half of the training images at random; default: the model's choice "
-                "(CycleGAN yes), never for data where a mirror image means something else "
+                "(CycleGAN yes), but not for data where a mirror image means something else "
                 "(digits)"})
     diffaug: str = field(default="auto", metadata={
         "help": "differentiable augmentation of every image the discriminator sees (Zhao "
