@@ -111,13 +111,16 @@ def test_the_loop_uses_records_and_restores_the_augmentation(tmp_path, monkeypat
     assert recorded["flip"] is False and recorded["preprocess"] == "resize-and-crop"
     assert recorded["max_images"] == 12 and recorded["diffaug"] == "color,translation,cutout"
 
+    train(TrainConfig(steps=3), resume=run, progress=False)
+    assert seen[-1] == (Augmentation("resize-and-crop", flip=False), {"a": 12, "b": 12})
+
     # A config written before these fields existed still loads, and resumes.
     raw = json.loads((run / "config.json").read_text())
     for key in ("flip", "preprocess", "max_images", "diffaug"):
         del raw["train"][key]
     (run / "config.json").write_text(json.dumps(raw))
     assert read_run_config(run).train.flip is None
-    train(TrainConfig(steps=3), resume=run, progress=False)
+    train(TrainConfig(steps=4), resume=run, progress=False)
     assert seen[-1][0] == Augmentation("resize-and-crop", flip=False)
 
 
