@@ -1,71 +1,107 @@
-"""Does CycleGAN learn? Train it on real handwritten 6s and 9s (CPU minutes), then read
-its translations of held-out digits with an independent digit classifier.
+"""Does CycleGAN learn? Train it on two digits of the real handwritten digits set with
+gantool's defaults and a step budget, then read its translations of held-out digits with an
+independent digit classifier.
 
-    python benchmarks/digits_translate.py --steps 3000
+    python benchmarks/digits_translate.py --steps 1500 --pair 6 9
+    python benchmarks/digits_translate.py --steps 1500 --pair 6 9 --max-images 20
+    python benchmarks/digits_translate.py --steps 1500 --set diffaug=none lambda_identity=0
 
-Prints `gantool evaluate`'s figures: the share of translated 6s read as 9 and of translated
-9s read as 6, the cycle and identity errors (mean absolute difference, pixels scaled to
-[0, 1]), and the classifier's reading of the real inputs.
+Only ``--steps`` (and ``--max-images``, ``--set``) differ from what
+``gantool train cyclegan --data digits --domain-a 6 --domain-b 9 --size 32`` does.
+Prints `gantool evaluate`'s figures for each direction: the share of held-out translations
+read as the target digit and as "not a digit", the cycle and identity errors (mean absolute
+difference, pixels scaled to [0, 1]), and the classifier's reading of the real inputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from translator.config import TrainConfig
+from translator.config import TrainConfig, config_from_dict, field_types
 from translator.evaluate import evaluate_run
 from translator.registry import get_registry
+from translator.runs import read_run_config
 from translator.training import train
 
 
-def evaluate(run: Path, cfg: TrainConfig | None = None) -> dict:
-    """``gantool evaluate``'s figures of the run's test split, by column label."""
+def evaluate(run: Path) -> dict[str, float]:
+    """``gantool evaluate``'s figures of the run's held-out digits, by column label."""
     return evaluate_run(run, progress=False).flat()
+
+
+def overrides(pairs: list[str], model_config_cls: type) -> tuple[dict, dict]:
+    """``key=value`` words split into TrainConfig and model config values (parsed as JSON)."""
+    train_names, model_names = set(field_types(TrainConfig)), set(field_types(model_config_cls))
+    train_values, model_values = {}, {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        key = key.replace("-", "_")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if key in train_names:
+            train_values[key] = value
+        elif key in model_names:
+            model_values[key] = value
+        else:
+            raise SystemExit(f"Error: --set {key}: not a training or {model_config_cls.__name__} field")
+    return train_values, model_values
+
+
+def run(args: argparse.Namespace, out: Path) -> Path:
+    spec = get_registry().model(args.model)
+    train_values, model_values = overrides(args.set, spec.config)
+    # gantool's defaults for this model, as `gantool train MODEL` resolves them.
+    cfg = config_from_dict(TrainConfig, {
+        **spec.train_defaults, "model": args.model, "data": "digits", "size": 32,
+        "domain_a": args.pair[0], "domain_b": args.pair[1], "steps": args.steps,
+        "max_images": args.max_images, "seed": args.seed, "out": str(out),
+        "sample_every": max(1, args.steps // 5), **train_values})
+    train(cfg, dataclasses.replace(spec.config(), **model_values), progress=args.progress)
+    return out
 
 
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cyclegan")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--blocks", type=int, default=6)
-    parser.add_argument("--domains", nargs=2, default=["6", "9"])
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--pair", nargs=2, default=["6", "9"], metavar=("A", "B"))
+    parser.add_argument("--max-images", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="a variant: training or model config fields, e.g. diffaug=none")
+    parser.add_argument("--out", type=Path, default=None, help="the run folder")
+    parser.add_argument("--progress", action="store_true")
     parser.add_argument("--score", type=Path, default=None, metavar="RUN",
                         help="only score an existing run (e.g. after gantool train --resume)")
     args = parser.parse_args()
     if args.score is not None:
-        for name, value in evaluate(args.score).items():
-            print(f"{name:<28}{value:>8.3f}")
-        return
-    out = args.out or Path(tempfile.mkdtemp(prefix="gantool-digits-cyclegan-"))
-
-    spec = get_registry().model(args.model)
-    cfg = TrainConfig(model=args.model, data="digits", domain_a=args.domains[0],
-                      domain_b=args.domains[1], size=32, steps=args.steps,
-                      batch_size=args.batch_size, out=str(out / "run"), log_every=50,
-                      sample_every=max(1, args.steps // 5), checkpoint_every=args.steps)
-    began = time.perf_counter()
-    train(cfg, spec.config(blocks=args.blocks), progress=True)
-    seconds = time.perf_counter() - began
-    scores = evaluate(out / "run", cfg)
-
-    print(f"\n{args.model} ({args.blocks} blocks), digits {args.domains[0]}<->{args.domains[1]}, "
-          f"32 px, batch {args.batch_size}, {args.steps} steps, {seconds:.0f} s, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; run: {out / 'run'}")
-    print(f"{'measure':<28}{'value':>8}")
-    for name, value in scores.items():
-        print(f"{name:<28}{value:>8.3f}")
+        folder, seconds = args.score, None
+    else:
+        folder = args.out or Path(tempfile.mkdtemp(prefix="gantool-digits-cyclegan-")) / "run"
+        began = time.perf_counter()
+        run(args, folder)
+        seconds = time.perf_counter() - began
+    rc = read_run_config(folder)
+    t = rc.train
+    scores = evaluate(folder)
+    print(f"\n{rc.spec.name}, digits {t.domain_a}<->{t.domain_b}, {t.size} px, batch {t.batch_size}, "
+          f"{t.steps} steps, max images {t.max_images}, diffaug {t.diffaug}, flip {t.flip}, "
+          f"set {' '.join(args.set) or '-'}, "
+          f"{'' if seconds is None else f'{seconds:.0f} s, '}torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; run: {folder}")
+    print(json.dumps({k: round(v, 3) for k, v in scores.items()}))
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

@@ -14,7 +14,7 @@ def register_datasets(register):
         builtin.open_demo))
     register(translator.DatasetSpec(
         "digits", "scikit-learn's 1797 real handwritten digits; domains are digits (6, 9)",
-        builtin.open_digits))
+        builtin.open_digits, flip_changes_meaning=True))
     register(translator.DatasetSpec(
         "celeba", "CelebA root: img_align_celeba/ + list_attr_celeba.txt; domain words "
         "map to attributes", celeba.open_celeba, detect=celeba.detect, priority=10))

@@ -1,5 +1,6 @@
-"""Learning happens on real data: a short DCGAN run on scikit-learn's handwritten digits
-moves its samples toward the real digits, measured against the untrained generator."""
+"""Learning happens on real data: short DCGAN and CycleGAN runs on scikit-learn's
+handwritten digits move their outputs toward real digits, measured against the untrained
+networks (the CycleGAN one by an independent digit classifier)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import torch
 
 from translator.config import TrainConfig
 from translator.data.builtin import digit_images
-from translator.data.pipeline import to_uint8
+from translator.data.pipeline import to_tensor, to_uint8
+from translator.metrics import target_shares
 from translator.registry import get_registry
-from translator.runs import load_model
+from translator.runs import load_model, open_data
 from translator.training import train
 
 
@@ -49,3 +51,32 @@ def test_dcgan_moves_toward_real_digits(tmp_path):
     assert all(math.isfinite(float(r["G"])) and math.isfinite(float(r["D"])) for r in rows)
     # The discriminator tells real from fake better than chance once it has trained.
     assert float(rows[-1]["D_accuracy"]) > 0.5
+
+
+def _translation_shares(model, test) -> list[float]:
+    """Held-out 6s translated and read as 9, held-out 9s translated and read as 6."""
+    gens = model.generators()
+    shares = []
+    for key, direction, target in (("a", "a2b", 9), ("b", "b2a", 6)):
+        images = to_tensor([test[key].load(i) for i in range(len(test[key]))])
+        with torch.no_grad():
+            shares.append(target_shares(to_uint8(gens[direction].module(images)), target)[0])
+    return shares
+
+
+def test_cyclegan_learns_to_turn_held_out_sixes_into_nines_and_back(tmp_path):
+    # Small networks and 150 steps: about 15 s on two idle cores. DiffAugment is off
+    # because it slows the first few hundred steps (BENCHMARKS.md); this checks the step.
+    spec = get_registry().model("cyclegan")
+    small = spec.config(ngf=8, ndf=8, blocks=2, size=32)
+    cfg = TrainConfig(model="cyclegan", data="digits", domain_a="6", domain_b="9", size=32,
+                      steps=150, batch_size=4, diffaug="none", out=str(tmp_path / "run"),
+                      log_every=50, sample_every=1000, checkpoint_every=1000, workers=0)
+    train(cfg, small, progress=False)
+    test = open_data(cfg, "translation", "test")
+
+    torch.manual_seed(0)
+    before = _translation_shares(spec.build(small).eval(), test)
+    after = _translation_shares(load_model(tmp_path / "run")[0], test)
+    # Measured: untrained 0.00 / 0.00, trained 0.73 / 0.72 (6->9 / 9->6).
+    assert all(a >= b + 0.4 for a, b in zip(after, before, strict=True)), (before, after)

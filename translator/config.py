@@ -27,6 +27,21 @@ class TrainConfig:
     epochs: float | None = field(default=None, metadata={
         "help": "train for this many passes over the larger domain instead of --steps"})
     batch_size: int = field(default=16, metadata={"help": "images per step per process"})
+    max_images: int | None = field(default=None, metadata={
+        "help": "train on at most N images per domain (a fixed subset, the same every run)"})
+    preprocess: str | None = field(default=None, metadata={
+        "help": "how images become --size squares: resize-and-crop (1.12x, random crop), "
+                "crop (random crop at the image's own scale) or none (resize, centre crop); "
+                "default: the model's (CycleGAN resize-and-crop, DCGAN family none)",
+        "choices": ["resize-and-crop", "crop", "none"]})
+    flip: bool | None = field(default=None, metadata={
+        "help": "mirror half of the training images at random; default: the model's choice "
+                "(CycleGAN yes), but not for data where a mirror image means something else "
+                "(digits)"})
+    diffaug: str = field(default="auto", metadata={
+        "help": "differentiable augmentation of every image the discriminator sees (Zhao "
+                "et al. 2020): a comma list of color, translation, cutout, or none; auto: "
+                "all three when the largest domain has at most 1000 images, else none"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     precision: str = field(default="auto", metadata={
         "help": "auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",

@@ -8,7 +8,7 @@ devices, mixed precision, distributed training, checkpoints, logging, samples, p
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -101,6 +101,8 @@ class StepContext:
     Use ``with ctx.autocast():`` around forward passes, ``ctx.backward(loss, opt)`` instead
     of ``loss.backward()`` and ``ctx.step(opt)`` instead of ``opt.step()``: that is all it
     takes for mixed precision, gradient scaling and multi-process training to work.
+    Pass every image a discriminator judges through ``ctx.augment(...)`` and the run's
+    ``--diffaug`` setting applies to the model without further code.
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class StepContext:
         amp_dtype: torch.dtype | None = None,
         scalers: dict[int, Any] | None = None,
         world_size: int = 1,
+        augmentation: Callable[..., tuple[torch.Tensor, ...]] | None = None,
     ) -> None:
         self.device = device
         self.amp_dtype = amp_dtype
@@ -117,6 +120,24 @@ class StepContext:
         #: 0-based number of the step being trained, and the run's total.
         self.global_step = 0
         self.total_steps = 1
+        self.augmentation = augmentation
+        self._augment_calls = (-1, 0)  # (step, calls made in it)
+
+    def augment(self, *images: torch.Tensor) -> Any:
+        """The images as the discriminator should see them: augmented, or unchanged.
+
+        Give the real and generated images of one discriminator update in one call
+        (``real, fake = ctx.augment(real, fake)``): they get the same random transform.
+        Augment generated images the same way in the generator's update
+        (``d(ctx.augment(fake))``). Differentiable: gradients reach the generator. Returns
+        one tensor for one argument, else a tuple.
+        """
+        if self.augmentation is not None:
+            step, calls = self._augment_calls
+            calls = calls + 1 if step == self.global_step else 0
+            self._augment_calls = (self.global_step, calls)
+            images = self.augmentation(self.global_step, calls, *images)
+        return images[0] if len(images) == 1 else tuple(images)
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:

@@ -128,3 +128,14 @@ class DigitReading:
 def digit_figure(run, column) -> DigitReading | None:
     """The :class:`translator.FigureSpec` factory: runs on the ``digits`` data only."""
     return DigitReading(column) if run.train.data == "digits" else None
+
+
+def read_digits(images: np.ndarray) -> np.ndarray:
+    """What the classifier reads in each ``[N, H, W, 3]`` uint8 image: 0-9, or NOT_A_DIGIT."""
+    return digit_probabilities(to_digit_features(images)).argmax(axis=1)
+
+
+def target_shares(images: np.ndarray, target: int) -> tuple[float, float]:
+    """Shares of ``[N, H, W, 3]`` uint8 images read as ``target`` and as not a digit."""
+    read = read_digits(images)
+    return float((read == target).mean()), float((read == NOT_A_DIGIT).mean())

@@ -17,7 +17,7 @@ from .data import ImageList
 from .errors import GantoolError
 from .registry import get_registry
 from .safe_write import write_text_atomic
-from .specs import DataRequest, ModelSpec
+from .specs import DataRequest, DatasetSpec, ModelSpec
 
 CONFIG = "config.json"
 
@@ -47,32 +47,34 @@ def data_request(train: TrainConfig, kind: str, split: str = "train") -> DataReq
     return DataRequest(kind=kind, domains=domains, split=split)  # type: ignore[arg-type]
 
 
+def find_dataset(data: str) -> tuple[DatasetSpec, Path | None]:
+    """The data set ``--data`` names: a built-in set (no path) or the format of a folder."""
+    registry = get_registry()
+    named = {n: s for n, s in registry.datasets.items() if s.detect is None}
+    if data in named:
+        return named[data], None
+    path = Path(data).expanduser()
+    if not path.exists():
+        known = ", ".join(sorted(named))
+        raise GantoolError(f"--data {data}: no such folder or built-in set ({known})")
+    if not path.is_dir():
+        raise GantoolError(f"--data {data} is a file; give a folder of images")
+    formats = sorted((s for s in registry.datasets.values() if s.detect is not None),
+                     key=lambda s: s.priority)
+    for spec in formats:
+        if spec.detect(path):
+            return spec, path
+    raise GantoolError(f"--data {data}: no data format recognises this folder")
+
+
 def open_data(train: TrainConfig, kind: str, split: str = "train") -> dict[str, ImageList]:
     """Resolve ``--data`` (a built-in name or a folder) to image lists keyed for batches."""
     if not train.data:
         # A run made from imported weights without --data has nothing to train on.
         raise GantoolError("this run names no training data (--data), so it cannot be "
                            "trained further")
-    registry = get_registry()
-    request = data_request(train, kind, split)
-    named = {n: s for n, s in registry.datasets.items() if s.detect is None}
-    if train.data in named:
-        lists = named[train.data].open(None, request)
-    else:
-        path = Path(train.data).expanduser()
-        if not path.exists():
-            known = ", ".join(sorted(named))
-            raise GantoolError(f"--data {train.data}: no such folder or built-in set ({known})")
-        if not path.is_dir():
-            raise GantoolError(f"--data {train.data} is a file; give a folder of images")
-        formats = sorted((s for s in registry.datasets.values() if s.detect is not None),
-                         key=lambda s: s.priority)
-        for spec in formats:
-            if spec.detect(path):
-                lists = spec.open(path, request)
-                break
-        else:
-            raise GantoolError(f"--data {train.data}: no data format recognises this folder")
+    spec, path = find_dataset(train.data)
+    lists = spec.open(path, data_request(train, kind, split))
     keys = domain_keys(kind)
     if len(lists) != len(keys):
         raise GantoolError(f"--data {train.data} gave {len(lists)} domain(s), need {len(keys)}")

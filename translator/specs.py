@@ -25,8 +25,10 @@ class ModelSpec:
     description: str
     config: type
     build: Callable[[Any], Any]
-    #: How training images are prepared: ``"resize"`` (resize the short side, centre crop)
-    #: or ``"crop-flip"`` (resize to 1.12x, random crop, random horizontal flip).
+    #: How training images are prepared by default: ``"resize"`` (resize the short side,
+    #: centre crop) or ``"crop-flip"`` (resize to 1.12x, random crop, random horizontal
+    #: flip). Users override it with ``--preprocess`` and ``--flip/--no-flip``; a data set
+    #: whose ``flip_changes_meaning`` is set is never flipped.
     augment: Literal["resize", "crop-flip"] = "resize"
     #: Optional ``summary(config) -> str`` shown by ``gantool models`` (parameters, FLOPs).
     summary: Callable[[Any], str] | None = None
@@ -59,6 +61,9 @@ class DatasetSpec:
     detect: Callable[[Path], bool] | None = None
     #: Folder formats are tried in ascending priority order.
     priority: int = 100
+    #: True when a mirrored image means something else (digits, text, maps, anything with
+    #: handedness): training then never flips its images, whatever the model's default.
+    flip_changes_meaning: bool = False
     plugin: str = field(default="", compare=False)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from .augmentation import choose_augmentation
 from .checkpoint import (
     clean_leftovers,
     find_checkpoint,
@@ -32,7 +33,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .data import ImageList
-from .data.pipeline import StepBatches, create_caches, fixed_examples, to_uint8
+from .data.pipeline import StepBatches, create_caches, fixed_examples, limit_images, to_uint8
 from .device import (
     Distributed,
     choose_device,
@@ -42,6 +43,7 @@ from .device import (
     restores_backend_flags,
     set_training_flags,
 )
+from .diffaugment import DiffAugment
 from .errors import GantoolError
 from .gan import GANModel, StepContext
 from .imaging import plot_losses, save_grid
@@ -264,11 +266,14 @@ def train(
     amp_dtype = None if train_cfg.deterministic else choose_precision(train_cfg.precision, device)
     set_training_flags(device, train_cfg.deterministic)
 
-    domains = open_data(train_cfg, spec.kind, "train")
+    domains = limit_images(open_data(train_cfg, spec.kind, "train"), train_cfg.max_images)
     for lst in domains.values():
         for note in lst.notes:
             if dist_info.is_main:
                 print(f"note: {note}", file=sys.stderr)
+    train_cfg, augment, augment_line = choose_augmentation(train_cfg, spec, domains)
+    if dist_info.is_main:
+        print(augment_line, file=sys.stderr)
     total = total_steps_for(train_cfg, domains, dist_info.world_size)
     run_dir = Path(train_cfg.out) if train_cfg.out else default_run_dir(spec.name)
     if dist_info.enabled and not train_cfg.out:
@@ -282,7 +287,7 @@ def train(
         raise GantoolError(f"{run_dir} already holds a run; use --resume {run_dir} or a new --out")
     caches = {}
     if train_cfg.cache and dist_info.is_main:
-        caches = create_caches(domains, run_dir / "cache", train_cfg.size, spec.augment)
+        caches = create_caches(domains, run_dir / "cache", train_cfg.size, augment)
     if dist_info.enabled:
         # Rank 0 writes config.json below (and made the caches): no rank may look for it
         # after that, and the other ranks open the caches only once they exist.
@@ -304,7 +309,8 @@ def train(
     scalers = {}
     if amp_dtype == torch.float16:
         scalers = {id(o): torch.amp.GradScaler("cuda") for o in optimizers.values()}
-    ctx = StepContext(device, amp_dtype, scalers, dist_info.world_size)
+    diffaug = DiffAugment(train_cfg.diffaug, train_cfg.seed, dist_info.rank, device)
+    ctx = StepContext(device, amp_dtype, scalers, dist_info.world_size, diffaug or None)
     ctx.total_steps = total
 
     test_domains = open_data(train_cfg, spec.kind, "test")
@@ -364,9 +370,9 @@ def train(
         if dist_info.is_main else None
 
     if train_cfg.cache and not dist_info.is_main:
-        caches = create_caches(domains, run_dir / "cache", train_cfg.size, spec.augment)
+        caches = create_caches(domains, run_dir / "cache", train_cfg.size, augment)
     workers = _workers(train_cfg.workers, domains)
-    batches = StepBatches(domains, train_cfg.batch_size, train_cfg.size, spec.augment,
+    batches = StepBatches(domains, train_cfg.batch_size, train_cfg.size, augment,
                           train_cfg.seed, total, dist_info.rank, dist_info.world_size, caches)
     loader = torch.utils.data.DataLoader(
         batches, batch_size=None, sampler=range(start, total), num_workers=workers,

@@ -163,8 +163,8 @@ class CycleGAN(GANModel):
             fake_a = g_b(real_b)
             rec_b = g_a(fake_a)
             losses = {
-                "G_A": self.gan_loss(d_a(fake_b), True, for_discriminator=False),
-                "G_B": self.gan_loss(d_b(fake_a), True, for_discriminator=False),
+                "G_A": self.gan_loss(d_a(ctx.augment(fake_b)), True, for_discriminator=False),
+                "G_B": self.gan_loss(d_b(ctx.augment(fake_a)), True, for_discriminator=False),
                 "cycle_A": F.l1_loss(rec_a.float(), real_a.float()) * cfg.lambda_cycle,
                 "cycle_B": F.l1_loss(rec_b.float(), real_b.float()) * cfg.lambda_cycle,
             }
@@ -180,8 +180,9 @@ class CycleGAN(GANModel):
         # Discriminators, on a history of generated images.
         set_requires_grad([d_a, d_b], True)
         ctx.zero_grad(opt_d)
-        pooled_b = self.pool_B.query(fake_b.detach())
-        pooled_a = self.pool_A.query(fake_a.detach())
+        # The discriminators see real and pooled images through the same augmentation.
+        real_b, pooled_b = ctx.augment(real_b, self.pool_B.query(fake_b.detach()))
+        real_a, pooled_a = ctx.augment(real_a, self.pool_A.query(fake_a.detach()))
         with ctx.autocast():
             loss_d_a = self._discriminator_loss(d_a, real_b, pooled_b)
             loss_d_b = self._discriminator_loss(d_b, real_a, pooled_a)

@@ -140,11 +140,11 @@ class NoiseGAN(GANModel):
             set_requires_grad(D, True)
             ctx.zero_grad(self.opt_d)
             with ctx.autocast():
-                fake = G(z).detach()
-                real_scores, fake_scores = D(real).float(), D(fake).float()
+                seen_real, fake = ctx.augment(real, G(z).detach())
+                real_scores, fake_scores = D(seen_real).float(), D(fake).float()
                 loss_d = self._d_loss(real_scores, fake_scores)
             if c.gp_weight > 0:
-                gp = gradient_penalty(D, real, fake)
+                gp = gradient_penalty(D, seen_real, fake)
                 loss_d = loss_d + c.gp_weight * gp
                 out["gp"] = gp.detach()
             ctx.backward(loss_d, self.opt_d)
@@ -168,7 +168,7 @@ class NoiseGAN(GANModel):
             set_requires_grad(D, False)
             ctx.zero_grad(self.opt_g)
             with ctx.autocast():
-                fake_scores = D(G(z)).float()
+                fake_scores = D(ctx.augment(G(z))).float()
                 loss_g = self._g_loss(fake_scores)
             ctx.backward(loss_g, self.opt_g)
             ctx.step(self.opt_g)

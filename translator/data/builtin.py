@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -92,8 +93,8 @@ def open_demo(path: Path | None, request: DataRequest) -> list[ImageList]:
 DIGIT_PIXELS = 32
 
 
-def digit_images(label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's real handwritten digits, white on black, upscaled to 32x32 RGB."""
+@lru_cache(maxsize=1)
+def _all_digit_images() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -101,13 +102,21 @@ def digit_images(label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
     digits = load_digits()
-    keep = np.ones(len(digits.target), bool) if label is None else digits.target == label
     images = []
-    for img in digits.images[keep]:
+    for img in digits.images:
         img8 = (img / 16.0 * 255).astype(np.uint8)
         big = cv2.resize(img8, (DIGIT_PIXELS, DIGIT_PIXELS), interpolation=cv2.INTER_CUBIC)
         images.append(np.repeat(big[..., None], 3, axis=2))
-    return np.stack(images), digits.target[keep]
+    images_arr, target = np.stack(images), digits.target
+    images_arr.flags.writeable = False  # shared by every caller of digit_images
+    return images_arr, target
+
+
+def digit_images(label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's real handwritten digits, white on black, upscaled to 32x32 RGB."""
+    images, target = _all_digit_images()
+    keep = np.ones(len(target), bool) if label is None else target == label
+    return images[keep], target[keep]
 
 
 def _digit_word(word: str) -> int:

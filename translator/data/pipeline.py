@@ -7,10 +7,11 @@ uninterrupted run exactly, with any number of loader workers, and ranks never ov
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -34,30 +35,104 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     return img[top:top + size, left:left + size]
 
 
-def base_side(size: int, augment: Literal["resize", "crop-flip"]) -> int:
-    """The square side an image is resized to before augmentation (crops come from it)."""
-    return size if augment == "resize" else round(size * CROP_SCALE)
+PREPROCESS = ("resize-and-crop", "crop", "none")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """How a training image becomes a ``size`` square, and whether it may be mirrored.
+
+    ``preprocess`` takes the reference CycleGAN's names: ``resize-and-crop`` (resize to
+    1.12x ``size``, random crop), ``crop`` (random crop at the file's own scale; images
+    smaller than ``size`` are enlarged first) or ``none`` (resize the short side, centre
+    crop). ``flip`` mirrors half of the images at random.
+    """
+
+    preprocess: str = "none"
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        if self.preprocess not in PREPROCESS:
+            raise GantoolError(f"--preprocess must be one of {', '.join(PREPROCESS)}, "
+                               f"not '{self.preprocess}'")
+
+    @classmethod
+    def of(cls, value: Augmentation | str) -> Augmentation:
+        """An :class:`Augmentation`, or a ``ModelSpec.augment`` word (``resize``, ``crop-flip``)."""
+        if isinstance(value, Augmentation):
+            return value
+        return cls("resize-and-crop", True) if value == "crop-flip" else cls("none", False)
+
+    def describe(self) -> str:
+        flip = "random horizontal flip" if self.flip else "no flip"
+        return f"preprocess {self.preprocess}, {flip}"
+
+
+def base_side(size: int, augment: Augmentation | str) -> int | None:
+    """The square side an image is resized to before augmentation (crops come from it).
+
+    ``None`` for ``crop``: images keep their own scale, so there is no common side.
+    """
+    preprocess = Augmentation.of(augment).preprocess
+    if preprocess == "crop":
+        return None
+    return size if preprocess == "none" else round(size * CROP_SCALE)
+
+
+def _at_least(img: np.ndarray, size: int) -> np.ndarray:
+    """Enlarge ``img`` so that its short side is at least ``size``, keeping its aspect."""
+    h, w = img.shape[:2]
+    if min(h, w) >= size:
+        return img
+    scale = size / min(h, w)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_CUBIC)
 
 
 def prepare(
     img: np.ndarray,
     size: int,
-    augment: Literal["resize", "crop-flip"],
+    augment: Augmentation | str,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """An RGB uint8 image to a square ``size`` image, augmented as the model asks.
+    """An RGB uint8 image to a square ``size`` image, augmented as asked.
 
     Resizing to :func:`base_side` comes first and is all that depends on the file, which is
     what :class:`DecodeCache` keeps; an image already at that side is not resized again.
+    Without ``rng`` the result is the unaugmented centre square.
     """
-    if augment == "resize" or rng is None:
+    aug = Augmentation.of(augment)
+    if rng is None:
         return resize_square(img, size)
-    load = base_side(size, augment)
-    big = resize_square(img, load)
-    y, x = rng.integers(0, load - size + 1, size=2)
+    side = base_side(size, aug)
+    big = _at_least(img, size) if side is None else resize_square(img, side)
+    y, x = rng.integers(0, (big.shape[0] - size + 1, big.shape[1] - size + 1))
     out = big[y:y + size, x:x + size]
-    if rng.random() < 0.5:
+    # Drawn whether or not it is used, so that crops do not depend on the flip setting.
+    if rng.random() < 0.5 and aug.flip:
         out = out[:, ::-1]
+    return out
+
+
+def limit_images(domains: dict[str, ImageList], max_images: int | None) -> dict[str, ImageList]:
+    """At most ``max_images`` of each domain: a fixed subset, the same for every run and seed.
+
+    Spread over the whole list by a constant-seeded draw (not the first N, which in a
+    folder sorted by name or a data set sorted by source may all look alike).
+    """
+    if max_images is None:
+        return domains
+    if max_images < 1:
+        raise GantoolError("--max-images must be at least 1")
+    out = {}
+    for key, images in domains.items():
+        if len(images) <= max_images:
+            out[key] = images
+            continue
+        keep = np.sort(np.random.default_rng(0).permutation(len(images))[:max_images])
+        out[key] = dataclasses.replace(
+            images, items=[images.items[i] for i in keep],
+            description=f"{images.description} ({max_images} of {len(images)})")
     return out
 
 
@@ -123,9 +198,11 @@ def _open_memmap(path: Path, shape: tuple[int, ...], dtype) -> np.ndarray:
 
 
 def create_caches(domains: dict[str, ImageList], folder: Path, size: int,
-                  augment: Literal["resize", "crop-flip"]) -> dict[str, DecodeCache]:
-    """Caches for the domains read from files (in-memory sets need none)."""
+                  augment: Augmentation | str) -> dict[str, DecodeCache]:
+    """Caches for the domains read from files (in-memory sets and ``crop`` need none)."""
     side = base_side(size, augment)
+    if side is None:
+        return {}
     return {key: DecodeCache(folder, key, len(images), side) for key, images in domains.items()
             if any(isinstance(item, Path) for item in images.items[:1])}
 
@@ -138,7 +215,7 @@ class StepBatches(torch.utils.data.Dataset):
         domains: dict[str, ImageList],
         batch_size: int,
         size: int,
-        augment: Literal["resize", "crop-flip"],
+        augment: Augmentation | str,
         seed: int,
         total_steps: int,
         rank: int = 0,
@@ -149,7 +226,7 @@ class StepBatches(torch.utils.data.Dataset):
         self.caches = caches or {}
         self.batch_size = batch_size
         self.size = size
-        self.augment = augment
+        self.augment = Augmentation.of(augment)
         self.seed = seed
         self.total_steps = total_steps
         self.rank = rank
@@ -183,6 +260,8 @@ class StepBatches(torch.utils.data.Dataset):
 
     def _base(self, key: str, images: ImageList, index: int) -> np.ndarray:
         side = base_side(self.size, self.augment)
+        if side is None:
+            return self._load(images, index)
         load = lambda: resize_square(self._load(images, index), side)  # noqa: E731
         cache = self.caches.get(key)
         return cache.get(index, load) if cache is not None else load()

@@ -56,14 +56,16 @@ class HingeGAN(GANModel):
         ctx.zero_grad(self.opt_d)
         with ctx.autocast():
             fake = G(z)
-            loss_d = F.relu(1 - D(real)).mean() + F.relu(1 + D(fake.detach())).mean()
+            # gantool's --diffaug: one random draw for both, differentiable.
+            seen_real, seen_fake = ctx.augment(real, fake.detach())
+            loss_d = F.relu(1 - D(seen_real)).mean() + F.relu(1 + D(seen_fake)).mean()
         ctx.backward(loss_d, self.opt_d)
         ctx.step(self.opt_d)
 
         set_requires_grad(D, False)
         ctx.zero_grad(self.opt_g)
         with ctx.autocast():
-            loss_g = -D(fake).mean()
+            loss_g = -D(ctx.augment(fake)).mean()
         ctx.backward(loss_g, self.opt_g)
         ctx.step(self.opt_g)
         return {"D": loss_d.detach(), "G": loss_g.detach()}
