@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from translator.runtime.options import RuntimeOptions
+
 VARIANTS = ("cyclegan", "cyclegan-unet", "cyclegan-mobile")
 
 
@@ -315,10 +317,10 @@ def end_to_end(path: Path, video: Path, args: argparse.Namespace, faces: bool) -
     from translator.runtime import webcam
 
     webcam.open_camera = lambda index: CameraFromVideo(video)
-    webcam.run_webcam(path, window=False, max_frames=5, faces=faces, provider="cpu",
-                      log=lambda _: None)  # session and detector start-up
-    result = webcam.run_webcam(path, window=False, max_frames=args.frames, faces=faces,
-                               provider="cpu", log=lambda _: None)
+    webcam.run_webcam(path, options=RuntimeOptions(faces=faces, provider="cpu"), window=False,
+                      max_frames=5, log=lambda _: None)  # session and detector start-up
+    result = webcam.run_webcam(path, options=RuntimeOptions(faces=faces, provider="cpu"), window=False,
+                               max_frames=args.frames, log=lambda _: None)
     return {"fps": result.mean_fps, "latency": result.latency, "stages": result.stage_seconds}
 
 

@@ -1,69 +1,59 @@
-"""``gantool apply`` and ``gantool webcam``: parse, call :mod:`translator.runtime`, print."""
+"""``gantool apply``, ``translate`` and ``webcam``: parse, call :mod:`translator.runtime`, print.
+
+Their shared flags are the fields of :class:`translator.runtime.options.RuntimeOptions`
+(``gantool serve`` offers some too), declared there once with their help and bounds.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from translator.config import click_options, config_from_dict
 from translator.errors import GantoolError
-from translator.onnx_metadata import MAX_INPUT_SIZE, MIN_INPUT_SIZE
-
-PROVIDER_CHOICE = click.Choice(["auto", "cuda", "tensorrt", "cpu"])
+from translator.runtime.options import MODEL_FIELDS, RuntimeOptions
 
 
 def _log(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _model_options(f):
-    f = click.option(
-        "--input-range",
-        metavar="LO,HI",
-        help="Value range the model expects (e.g. 0,1 or -1,1); only for models without gantool metadata.",
-    )(f)
-    f = click.option(
-        "--size",
-        type=click.IntRange(min=MIN_INPUT_SIZE, max=MAX_INPUT_SIZE),
-        help="Processing size (short side, pixels); default: the model's training size.",
-    )(f)
-    f = click.option(
-        "--provider",
-        type=PROVIDER_CHOICE,
-        default="auto",
-        show_default=True,
-        help="onnxruntime execution provider; auto uses CUDA when it works, else CPU.",
-    )(f)
-    f = click.option(
-        "--face-model",
-        type=click.Path(dir_okay=False),
-        help="Face detector model file (a YuNet .onnx selects the yunet detector).",
-    )(f)
-    f = click.option(
-        "--detector",
-        metavar="NAME",
-        help="Face detector plugin (built in: haar, yunet). Default: haar, or yunet with --face-model.",
-    )(f)
-    f = click.option("--faces", is_flag=True, help="Translate only the faces, blended back into the frame.")(
-        f
-    )
-    f = click.option("--side-by-side", is_flag=True, help="Write original and result side by side.")(f)
-    f = click.option(
-        "--model", "-m", "model", required=True, metavar="FILE.onnx", help="Exported ONNX model."
-    )(f)
-    return f
+def runtime_flags(fields: Iterable[str]) -> Callable[[click.Command], click.Command]:
+    """Give a command the named :class:`RuntimeOptions` fields as flags (help, default and
+    range from the dataclass) and hand its callback one ``options`` argument built from them.
+    Used above ``@click.command``."""
+    names = frozenset(fields)
+
+    def decorate(command: click.Command) -> click.Command:
+        callback = command.callback
+        assert callback is not None
+
+        def with_options(**values: Any) -> Any:
+            chosen = {name: values.pop(name) for name in names}
+            return callback(options=config_from_dict(RuntimeOptions, chosen), **values)
+
+        command.params.extend(click_options(RuntimeOptions, only=set(names)))
+        command.callback = with_options
+        return command
+
+    return decorate
 
 
-def _detector(detector: str | None, face_model: str | None) -> tuple[str, dict[str, Any]]:
-    if face_model is None:
-        return detector or "haar", {}
-    name = detector or "yunet"
-    return name, {"cascade" if name == "haar" else "model": face_model}
+def runtime_fields(*, without: Iterable[str] = ()) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(RuntimeOptions)) - set(without)
 
 
+_model_option = click.option("--model", "-m", "model", required=True, metavar="FILE.onnx",
+                             help="Exported ONNX model.")
+
+
+@runtime_flags(runtime_fields())
 @click.command("apply")
-@_model_options
+@_model_option
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option(
     "-o",
@@ -72,66 +62,14 @@ def _detector(detector: str | None, face_model: str | None) -> tuple[str, dict[s
     help="Output file (one input) or folder; folders mirror the input tree. "
     "Default: next to each input, named after the target domain.",
 )
-@click.option(
-    "--blend",
-    type=click.Choice(["feather", "poisson"]),
-    default="feather",
-    show_default=True,
-    help="How faces are blended back (--faces).",
-)
-@click.option(
-    "--margin",
-    type=click.FloatRange(0, 2),
-    default=0.4,
-    show_default=True,
-    help="Context around each face, as a fraction of its size (--faces).",
-)
-@click.option("--color-match", is_flag=True, help="Match each face's colours to the original.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-def apply_command(
-    model: str,
-    inputs: tuple[str, ...],
-    output: str | None,
-    faces: bool,
-    detector: str | None,
-    face_model: str | None,
-    side_by_side: bool,
-    provider: str,
-    size: int | None,
-    input_range: str | None,
-    blend: str,
-    margin: float,
-    color_match: bool,
-    batch_size: int,
-    no_progress: bool,
-) -> None:
+def apply_command(model: str, inputs: tuple[str, ...], output: str | None, options: RuntimeOptions) -> None:
     """Translate images, folders (recursively) and video files with an ONNX model.
 
     Unreadable files are reported and skipped; the exit code is 1 if any failed.
     """
     from translator.runtime.apply import apply
 
-    name, options = _detector(detector, face_model)
-    report = apply(
-        model,
-        inputs,
-        output,
-        provider=provider,
-        size=size,
-        input_range=input_range,
-        faces=faces,
-        detector=name,
-        detector_options=options,
-        margin=margin,
-        blend=blend,
-        color_match=color_match,
-        side_by_side=side_by_side,
-        batch_size=batch_size,
-        progress=not no_progress,
-        log=_log,
-    )
-    _print_report(report)
+    _print_report(apply(model, inputs, output, options, log=_log))
 
 
 def _print_report(report) -> None:
@@ -152,6 +90,7 @@ def _print_report(report) -> None:
         raise SystemExit(1)
 
 
+@runtime_flags(runtime_fields(without=MODEL_FIELDS))
 @click.command("translate")
 @click.argument("run", type=click.Path(file_okay=False))
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
@@ -159,13 +98,8 @@ def _print_report(report) -> None:
               help="Output file (one input) or folder; default: beside each input.")
 @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True)
 @click.option("--checkpoint", type=int, default=None, help="Step of the checkpoint (default latest).")
-@click.option("--side-by-side", is_flag=True, help="Write the original and the result side by side.")
-@click.option("--faces", is_flag=True, help="Translate detected faces only and blend them back.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def translate_command(run: str, inputs: tuple[str, ...], output: str | None, direction: str,
-                      checkpoint: int | None, side_by_side: bool, faces: bool, batch_size: int,
-                      no_progress: bool) -> None:
+                      checkpoint: int | None, options: RuntimeOptions) -> None:
     """Translate images, folders and videos with a run's checkpoint (PyTorch), to look at
     results before exporting. Same pipeline and outputs as `gantool apply`."""
     from translator.runtime.apply import apply
@@ -175,13 +109,12 @@ def translate_command(run: str, inputs: tuple[str, ...], output: str | None, dir
         if not Path(p).exists():
             raise GantoolError(f"no such file or folder: {p}")
     model = CheckpointModel(Path(run), direction, checkpoint)
-    report = apply(model, inputs, output, faces=faces, side_by_side=side_by_side,
-                   batch_size=batch_size, progress=not no_progress, log=_log)
-    _print_report(report)
+    _print_report(apply(model, inputs, output, options, log=_log))
 
 
+@runtime_flags(runtime_fields(without={"batch_size", "progress"}))
 @click.command("webcam")
-@_model_options
+@_model_option
 @click.option("--camera", type=click.IntRange(min=0), default=0, show_default=True, help="Camera index.")
 @click.option(
     "--source",
@@ -209,13 +142,6 @@ def translate_command(run: str, inputs: tuple[str, ...], output: str | None, dir
 )
 def webcam_command(
     model: str,
-    faces: bool,
-    detector: str | None,
-    face_model: str | None,
-    side_by_side: bool,
-    provider: str,
-    size: int | None,
-    input_range: str | None,
     camera: int,
     source: str | None,
     record: str | None,
@@ -223,6 +149,7 @@ def webcam_command(
     detect_every: int,
     no_window: bool,
     snapshot_dir: str,
+    options: RuntimeOptions,
 ) -> None:
     """Translate a live camera (or --source video) stream.
 
@@ -230,22 +157,15 @@ def webcam_command(
     """
     from translator.runtime.webcam import run_webcam
 
-    name, options = _detector(detector, face_model)
     result = run_webcam(
         model,
+        options,
         camera=camera,
         source=source,
-        faces=faces,
-        detector=name,
-        detector_options=options,
-        side_by_side=side_by_side,
         record=record,
         max_frames=max_frames,
         detect_every=detect_every,
         window=not no_window,
-        provider=provider,
-        size=size,
-        input_range=input_range,
         snapshot_dir=snapshot_dir,
         log=_log,
     )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .runtime import PROVIDER_CHOICE
+from translator.runtime.options import MODEL_FIELDS, RuntimeOptions
+
+from .runtime import runtime_flags
 
 INSTALL_HINT = "gantool serve needs the serve extra: pip install 'gantool[serve]' (starlette, uvicorn)"
 
 
+@runtime_flags(MODEL_FIELDS)
 @click.command("serve")
 @click.option(
     "--model",
@@ -26,7 +29,6 @@ INSTALL_HINT = "gantool serve needs the serve extra: pip install 'gantool[serve]
     help="Address to bind. Anything but loopback serves everyone who can reach this machine.",
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8666, show_default=True)
-@click.option("--provider", type=PROVIDER_CHOICE, default="auto", show_default=True)
 @click.option(
     "--max-upload-mb",
     type=click.FloatRange(min=0.01),
@@ -46,10 +48,10 @@ def serve_command(
     models: tuple[str, ...],
     host: str,
     port: int,
-    provider: str,
     max_upload_mb: float,
     workers: int,
     access_log: bool,
+    options: RuntimeOptions,
 ) -> None:
     """Serve a web page over the models: sample, edit and interpolate with generation models;
     upload an image (or pick a bundled sample) and translate it with translation models."""
@@ -75,7 +77,7 @@ def serve_command(
 
     app = create_app(
         models,
-        provider=provider,
+        options,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         workers=workers,
         allowed_hosts=loopback_hosts(host),

@@ -17,6 +17,7 @@ from runtime_helpers import (
 
 from translator.data.images import ImageReadError, read_image
 from translator.errors import GantoolError
+from translator.runtime.options import RuntimeOptions
 from translator.runtime.session import ModelSession
 
 
@@ -122,7 +123,7 @@ def test_pixel_cap_acts_on_video_frames(tmp_path, monkeypatch):
     clip = write_video(tmp_path / "clip.mp4", frames=3, size=(96, 64))
     monkeypatch.setenv("GANTOOL_MAX_PIXELS", str(96 * 64 - 1))
     report = apply(make_invert_model(tmp_path / "m.onnx"), [clip], tmp_path / "out.mp4",
-                   progress=False, log=_quiet)
+                   options=RuntimeOptions(progress=False), log=_quiet)
     assert [why for _, why in report.failed] == [
         f"video clip.mp4 is too large (96x64 = {96 * 64:,} pixels a frame; the limit is "
         f"{96 * 64 - 1:,}, set by GANTOOL_MAX_PIXELS)"]

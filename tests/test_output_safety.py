@@ -15,6 +15,7 @@ from runtime_helpers import count_frames, make_invert_model, write_video
 
 from translator.errors import GantoolError
 from translator.runtime.apply import apply
+from translator.runtime.options import RuntimeOptions
 from translator.safe_write import atomic_path, same_file, write_text_atomic
 
 
@@ -35,7 +36,8 @@ def test_hardlinked_output_of_an_input_is_refused(tmp_path, model):
     (tmp_path / "hl").mkdir()
     os.link(src, tmp_path / "hl" / "a.png")
     with pytest.raises(GantoolError, match="same file as the input"):
-        apply(model, [src], tmp_path / "hl" / "a.png", progress=False, log=lambda _m: None)
+        apply(model, [src], tmp_path / "hl" / "a.png", options=RuntimeOptions(progress=False),
+              log=lambda _m: None)
     assert src.read_bytes() == before
 
 
@@ -46,7 +48,8 @@ def test_cp_al_tree_as_output_leaves_inputs_alone(tmp_path, model):
     before = {p.name: p.read_bytes() for p in inputs.iterdir()}
     subprocess.run(["cp", "-al", str(inputs), str(tmp_path / "out")], check=True)
     with pytest.raises(GantoolError, match="same file as the input"):
-        apply(model, [inputs], tmp_path / "out", progress=False, log=lambda _m: None)
+        apply(model, [inputs], tmp_path / "out", options=RuntimeOptions(progress=False),
+              log=lambda _m: None)
     assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before
 
 
@@ -57,7 +60,7 @@ def test_a_symlink_in_the_output_folder_is_replaced_not_written_through(tmp_path
     out = tmp_path / "out"
     out.mkdir()
     (out / "good1.png").symlink_to(Path("..") / "victim.txt")
-    report = apply(model, [src.parent], out, progress=False, log=lambda _m: None)
+    report = apply(model, [src.parent], out, options=RuntimeOptions(progress=False), log=lambda _m: None)
     assert report.ok and victim.read_text() == "precious\n"
     assert not (out / "good1.png").is_symlink()
     assert np.asarray(Image.open(out / "good1.png"))[0, 0, 0] == 255 - 40
@@ -69,7 +72,7 @@ def test_a_video_output_replaces_a_symlink_and_a_failed_one_leaves_nothing(tmp_p
     victim.write_text("precious\n")
     out = tmp_path / "out.mp4"
     out.symlink_to(victim)
-    report = apply(model, [clip], out, progress=False, log=lambda _m: None)
+    report = apply(model, [clip], out, options=RuntimeOptions(progress=False), log=lambda _m: None)
     assert report.ok and victim.read_text() == "precious\n"
     assert not out.is_symlink() and count_frames(out)[0] == 6
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []

@@ -13,6 +13,7 @@ from skimage import data
 
 from translator.errors import GantoolError
 from translator.runtime.apply import apply
+from translator.runtime.options import RuntimeOptions
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +148,10 @@ def test_batch_sizes_agree(tmp_path, model):
     src.mkdir()
     for i, img in enumerate([data.coffee(), data.chelsea(), data.coffee()[:, ::-1]]):
         Image.fromarray(np.ascontiguousarray(img)).save(src / f"{i}.png")
-    r1 = apply(
-        model, [src], tmp_path / "b1", provider="cpu", batch_size=1, progress=False, log=lambda m: None
-    )
-    r3 = apply(
-        model, [src], tmp_path / "b3", provider="cpu", batch_size=3, progress=False, log=lambda m: None
-    )
+    r1 = apply(model, [src], tmp_path / "b1",
+               options=RuntimeOptions(provider="cpu", batch_size=1, progress=False), log=lambda m: None)
+    r3 = apply(model, [src], tmp_path / "b3",
+               options=RuntimeOptions(provider="cpu", batch_size=3, progress=False), log=lambda m: None)
     assert r1.ok and r3.ok and len(r1.written) == 3
     for i in range(3):
         a = np.asarray(Image.open(tmp_path / "b1" / f"{i}.png"))
@@ -188,9 +187,8 @@ def test_faces_mode_reports_photos_without_a_face(tmp_path, model):
     src.mkdir()
     Image.fromarray(astronaut()).save(src / "astronaut.png")
     Image.fromarray(data.coffee()).save(src / "coffee.png")
-    report = apply(
-        model, [src], tmp_path / "out", provider="cpu", faces=True, progress=False, log=lambda m: None
-    )
+    report = apply(model, [src], tmp_path / "out",
+                   options=RuntimeOptions(provider="cpu", faces=True, progress=False), log=lambda m: None)
     assert report.ok and len(report.written) == 2
     assert [p.name for p in report.no_faces] == ["coffee.png"]
     coffee_out = np.asarray(Image.open(tmp_path / "out" / "coffee.png"))
@@ -233,9 +231,8 @@ def test_video_with_faces(tmp_path, model):
     for i in range(8):  # the face drifts by a pixel a frame
         writer.write(np.ascontiguousarray(np.roll(base, i, axis=1)))
     writer.release()
-    report = apply(
-        model, [path], tmp_path / "out.mp4", provider="cpu", faces=True, progress=False, log=lambda m: None
-    )
+    report = apply(model, [path], tmp_path / "out.mp4",
+                   options=RuntimeOptions(provider="cpu", faces=True, progress=False), log=lambda m: None)
     assert report.ok, report.failed
     assert count_frames(tmp_path / "out.mp4")[0] == 8
 
@@ -245,7 +242,8 @@ def test_broken_video_is_reported_not_fatal(tmp_path, model):
     src.mkdir()
     (src / "broken.mp4").write_bytes(b"not a video" * 50)
     Image.fromarray(data.coffee()).save(src / "ok.png")
-    report = apply(model, [src], tmp_path / "out", provider="cpu", progress=False, log=lambda m: None)
+    report = apply(model, [src], tmp_path / "out", options=RuntimeOptions(provider="cpu", progress=False),
+                   log=lambda m: None)
     assert [p.name for p, _ in report.failed] == ["broken.mp4"]
     assert len(report.written) == 1
 
@@ -271,7 +269,7 @@ def test_bad_arguments_give_one_error_line(tmp_path, model, args, message):
 
 def test_library_errors_are_gantool_errors(tmp_path, model):
     with pytest.raises(GantoolError, match="no such file"):
-        apply(model, [tmp_path / "missing"], provider="cpu", progress=False)
+        apply(model, [tmp_path / "missing"], options=RuntimeOptions(provider="cpu", progress=False))
 
 
 def test_refuses_outputs_inside_any_input_folder(tmp_path, model):
@@ -280,11 +278,14 @@ def test_refuses_outputs_inside_any_input_folder(tmp_path, model):
     Image.fromarray(data.coffee()).save(src / "a.png")
     with pytest.raises(GantoolError, match="input folder"):
         # a.png's default output would land next to it, inside the folder input.
-        apply(model, [src, src / "a.png"], provider="cpu", progress=False, log=lambda m: None)
+        apply(model, [src, src / "a.png"], options=RuntimeOptions(provider="cpu", progress=False),
+              log=lambda m: None)
     other = tmp_path / "other.png"
     Image.fromarray(data.coffee()).save(other)
     with pytest.raises(GantoolError, match="input folder"):
-        apply(model, [src, other], src / "out", provider="cpu", progress=False, log=lambda m: None)
+        apply(model, [src, other], src / "out", options=RuntimeOptions(provider="cpu", progress=False),
+              log=lambda m: None)
     with pytest.raises(GantoolError, match="is a file"):
-        apply(model, [src], other, provider="cpu", progress=False, log=lambda m: None)
+        apply(model, [src], other, options=RuntimeOptions(provider="cpu", progress=False),
+              log=lambda m: None)
     assert sorted(p.name for p in src.iterdir()) == ["a.png"]

@@ -12,7 +12,9 @@ import pytest
 from runtime_helpers import make_invert_model
 from test_runtime_webcam import FakeCamera
 
+from translator.runtime import session as session_module
 from translator.runtime import webcam
+from translator.runtime.options import RuntimeOptions
 from translator.runtime.pipeline import FaceOptions, FramePipeline
 from translator.runtime.session import ModelSession
 from translator.runtime.stages import END, Frame, Mailbox, Stage
@@ -78,7 +80,8 @@ def test_threaded_webcam_delivers_numbered_frames_in_order(model, monkeypatch):
         return frame
 
     monkeypatch.setattr(webcam._Stream, "next", spy)
-    res = webcam.run_webcam(model, window=False, provider="cpu", log=lambda m: None)
+    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False,
+                            log=lambda m: None)
     assert seen and seen == sorted(seen) and len(set(seen)) == len(seen)
     assert res.frames == len(seen) and res.latency > 0
     assert set(res.stage_seconds) == {"detect", "translate"}
@@ -96,8 +99,8 @@ class _RaisingCamera(FakeCamera):
 def test_stream_stops_within_5_s_when_the_source_dies(model, monkeypatch, cam):
     monkeypatch.setattr(webcam, "open_camera", lambda index: cam)
     began = time.perf_counter()
-    res = webcam.run_webcam(model, window=False, provider="cpu", frame_timeout=2.0,
-                            log=lambda m: None)
+    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False,
+                            frame_timeout=2.0, log=lambda m: None)
     assert time.perf_counter() - began < 5.0
     assert res.ended == "camera stopped" and 1 <= res.frames <= 5
     assert cam.released
@@ -170,8 +173,8 @@ def test_webcam_detects_faces_only_every_third_frame(tmp_path, model, monkeypatc
     detector = _ScriptedDetector([[(10, 10, 30, 30)]] * 100)
     monkeypatch.setattr(faces, "create_detector", lambda name, **options: detector)
     clip = write_video(tmp_path / "clip.mp4", frames=30, size=(96, 64), fps=10.0)
-    res = webcam.run_webcam(model, source=clip, faces=True, window=False, provider="cpu",
-                            log=lambda m: None)
+    res = webcam.run_webcam(model, options=RuntimeOptions(faces=True, provider="cpu"), source=clip,
+                            window=False, log=lambda m: None)
     assert res.frames == 30 and detector.calls == 10
 
 
@@ -181,17 +184,18 @@ def test_stream_sets_onnxruntime_threads_deliberately(model, monkeypatch):
     assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     made = []
-    real = webcam.ModelSession
+    real = session_module.ModelSession
 
     def spy(*args, **kwargs):
         made.append(kwargs.get("threads"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(webcam, "ModelSession", spy)
+    monkeypatch.setattr(session_module, "ModelSession", spy)
     monkeypatch.setattr(webcam, "open_camera", lambda index: FakeCamera(3))
     monkeypatch.setattr(webcam.os, "cpu_count", lambda: 6)
-    webcam.run_webcam(model, window=False, provider="cpu", log=lambda m: None)
-    webcam.run_webcam(model, window=False, provider="cpu", threads=2, log=lambda m: None)
+    webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False, log=lambda m: None)
+    webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False, threads=2,
+                      log=lambda m: None)
     assert made == [6, 2]
 
 
@@ -209,6 +213,6 @@ def test_a_model_slower_than_the_frame_timeout_is_not_a_dead_camera(model, monke
         return real(self, images)
 
     monkeypatch.setattr(FramePipeline, "translate", slow)
-    res = webcam.run_webcam(model, window=False, provider="cpu", frame_timeout=0.1, max_frames=2,
-                            log=lambda m: None)
+    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False,
+                            frame_timeout=0.1, max_frames=2, log=lambda m: None)
     assert (res.frames, res.ended) == (2, "max-frames")

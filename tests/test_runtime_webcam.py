@@ -12,6 +12,7 @@ from runtime_helpers import count_frames, invoke, make_invert_model, write_video
 
 from translator.errors import GantoolError
 from translator.runtime import webcam
+from translator.runtime.options import RuntimeOptions
 from translator.runtime.sources import CaptureThread
 
 
@@ -80,9 +81,8 @@ def test_source_video_no_window_records_50_frames(tmp_path, model):
 def test_file_source_is_processed_in_full_and_in_order(tmp_path, model):
     clip = write_video(tmp_path / "clip.mp4", frames=20, size=(64, 48), fps=10.0)
     out = tmp_path / "all.mp4"
-    res = webcam.run_webcam(
-        model, source=clip, window=False, record=out, provider="cpu", side_by_side=True, log=lambda m: None
-    )
+    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu", side_by_side=True), source=clip,
+                            window=False, record=out, log=lambda m: None)
     assert (res.frames, res.dropped, res.ended) == (20, 0, "end of source")
     assert count_frames(out) == (20, 10.0, 128, 48)
 
@@ -115,7 +115,8 @@ def test_camera_that_stops_delivering_ends_cleanly(tmp_path, model, monkeypatch)
     monkeypatch.setattr(webcam, "open_camera", lambda index: cam)
     logs: list[str] = []
     out = tmp_path / "rec.mp4"
-    res = webcam.run_webcam(model, camera=3, window=False, record=out, provider="cpu", log=logs.append)
+    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), camera=3, window=False,
+                            record=out, log=logs.append)
     assert res.ended == "camera stopped" and 1 <= res.frames <= 7
     assert any("stopped delivering frames" in m for m in logs)
     assert cam.released and count_frames(out)[0] == res.frames
@@ -124,7 +125,8 @@ def test_camera_that_stops_delivering_ends_cleanly(tmp_path, model, monkeypatch)
 def test_camera_that_stalls_does_not_hang(model, monkeypatch):
     cam = FakeCamera(3, after="block")
     monkeypatch.setattr(webcam, "open_camera", lambda index: cam)
-    res = webcam.run_webcam(model, window=False, provider="cpu", frame_timeout=0.3, log=lambda m: None)
+    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False,
+                            frame_timeout=0.3, log=lambda m: None)
     assert res.ended == "camera stopped" and 1 <= res.frames <= 3
 
 
@@ -132,7 +134,7 @@ def test_camera_that_sends_nothing_is_an_error(model, monkeypatch):
     cam = FakeCamera(0, after="fail")
     monkeypatch.setattr(webcam, "open_camera", lambda index: cam)
     with pytest.raises(GantoolError, match="delivered no frames"):
-        webcam.run_webcam(model, window=False, provider="cpu", log=lambda m: None)
+        webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False, log=lambda m: None)
 
 
 def test_missing_camera_is_one_clear_error(model):
@@ -165,7 +167,7 @@ def test_window_without_display_is_refused(tmp_path, model, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr(webcam.sys, "platform", "linux")
     with pytest.raises(GantoolError, match="--no-window"):
-        webcam.run_webcam(model, source=tmp_path / "c.mp4", provider="cpu")
+        webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), source=tmp_path / "c.mp4")
 
 
 def test_faces_on_file_source(tmp_path, model):
@@ -178,7 +180,8 @@ def test_faces_on_file_source(tmp_path, model):
     for i in range(5):
         writer.write(np.ascontiguousarray(np.roll(base, 2 * i, axis=0)))
     writer.release()
-    res = webcam.run_webcam(model, source=path, faces=True, window=False, provider="cpu", log=lambda m: None)
+    res = webcam.run_webcam(model, options=RuntimeOptions(faces=True, provider="cpu"), source=path,
+                            window=False, log=lambda m: None)
     assert res.frames == 5
 
 

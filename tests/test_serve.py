@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from translator.runtime.options import RuntimeOptions
+
 pytest.importorskip("starlette", reason="the serve extra (starlette) is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra (uvicorn) is not installed")
 pytest.importorskip("httpx", reason="starlette's test client needs httpx")
@@ -44,9 +46,8 @@ def app(model_dir):
     from translator.serve import create_app
 
     paths = [model_dir / "photo2negative.onnx", model_dir / "negative2photo.onnx", model_dir / "dcgan.onnx"]
-    return create_app(
-        paths, provider="cpu", max_upload_bytes=SMALL_UPLOAD, max_pixels=SMALL_PIXELS, log=lambda m: None
-    )
+    return create_app(paths, options=RuntimeOptions(provider="cpu"), max_upload_bytes=SMALL_UPLOAD,
+                      max_pixels=SMALL_PIXELS, log=lambda m: None)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ def test_unrelated_translation_models_are_listed_separately(model_dir, tmp_path)
         tmp_path / "day2night.onnx",
         model_dir / "photo2negative.onnx",
     ]
-    svc = Service(paths, provider="cpu", log=lambda m: None)
+    svc = Service(paths, options=RuntimeOptions(provider="cpu"), log=lambda m: None)
     entries = svc.describe()["entries"]
     assert [len(e["directions"]) for e in entries] == [1, 1, 1]
     assert model_ids(paths) == ["photo2negative", "day2night", "photo2negative-2"]
@@ -514,13 +515,9 @@ def test_real_server_survives_malformed_http_and_checks_the_host(model_dir):
     from translator.serve.app import loopback_hosts
     from translator.serve.server import serve_in_background
 
-    app = create_app(
-        [model_dir / "photo2negative.onnx"],
-        provider="cpu",
-        max_upload_bytes=SMALL_UPLOAD,
-        allowed_hosts=loopback_hosts("127.0.0.1"),
-        log=lambda m: None,
-    )
+    app = create_app([model_dir / "photo2negative.onnx"], options=RuntimeOptions(provider="cpu"),
+                     max_upload_bytes=SMALL_UPLOAD, allowed_hosts=loopback_hosts("127.0.0.1"),
+                     log=lambda m: None)
     with serve_in_background(app) as url:
         port = int(url.rsplit(":", 1)[1])
         assert _raw(port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")

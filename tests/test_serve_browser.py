@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from translator.runtime.options import RuntimeOptions
+
 CHROMIUM = os.environ.get("GANTOOL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -60,12 +62,9 @@ def server_url(tmp_path_factory):
     d = tmp_path_factory.mktemp("browser-models")
     make_invert_model(d / "photo2negative.onnx")
     make_generator_model(d / "dcgan.onnx", latent_dim=8, size=16, dcgan_input=True)
-    app = create_app(
-        [d / "photo2negative.onnx", d / "dcgan.onnx"],
-        provider="cpu",
-        allowed_hosts=loopback_hosts("127.0.0.1"),
-        log=lambda m: None,
-    )
+    app = create_app([d / "photo2negative.onnx", d / "dcgan.onnx"],
+                     options=RuntimeOptions(provider="cpu"), allowed_hosts=loopback_hosts("127.0.0.1"),
+                     log=lambda m: None)
     with serve_in_background(app) as url:
         yield url
 

@@ -9,6 +9,8 @@ import time
 import pytest
 from runtime_helpers import make_generator_model, make_invert_model
 
+from translator.runtime.options import RuntimeOptions
+
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
@@ -23,7 +25,7 @@ def client(models):
 
     from translator.serve import create_app
 
-    app = create_app(models, provider="cpu", log=lambda _m: None)
+    app = create_app(models, options=RuntimeOptions(provider="cpu"), log=lambda _m: None)
     with TestClient(app, base_url="http://127.0.0.1:8666", raise_server_exceptions=False) as c:
         yield c
 
@@ -51,7 +53,7 @@ def test_connections_that_never_finish_their_headers_are_closed(models):
     from translator.serve import create_app
     from translator.serve.server import serve_in_background
 
-    app = create_app(models[:1], provider="cpu", log=lambda _m: None)
+    app = create_app(models[:1], options=RuntimeOptions(provider="cpu"), log=lambda _m: None)
     with serve_in_background(app, header_timeout=0.5) as url:
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:

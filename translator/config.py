@@ -88,14 +88,42 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def click_options(config_cls: type, skip: set[str] = frozenset()) -> list:
-    """One click option per dataclass field, default and help taken from the field."""
+def _range_type(tp: Any, metadata: Any) -> Any:
+    """``int``/``float`` with ``min``/``max`` in the field's metadata -> a click range."""
+    import click
+
+    lo, hi = metadata.get("min"), metadata.get("max")
+    if lo is None and hi is None:
+        return {int: int, float: float}.get(tp, str)
+    return (click.IntRange if tp is int else click.FloatRange)(min=lo, max=hi)
+
+
+def check_ranges(config: Any) -> None:
+    """Hold every set number of ``config`` to its field's ``min``/``max`` metadata: the
+    same bounds click enforces for the flags, for callers of the library."""
+    for f in dataclasses.fields(config):
+        value, lo, hi = getattr(config, f.name), f.metadata.get("min"), f.metadata.get("max")
+        if value is None or (lo is None and hi is None):
+            continue
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = f"between {lo} and {hi}" if lo is not None and hi is not None else (
+                f"at least {lo}" if lo is not None else f"at most {hi}")
+            raise GantoolError(f"{flag_name(f.name)} must be {bounds}, not {value}")
+
+
+def click_options(config_cls: type, skip: set[str] = frozenset(),
+                  only: set[str] | None = None) -> list:
+    """One click option per dataclass field, default and help taken from the field.
+
+    Field metadata: ``help``, ``choices``, ``required``, ``min``/``max`` (a click range),
+    ``metavar``. ``only`` keeps just the named fields.
+    """
     import click
 
     options = []
     types = field_types(config_cls)
     for f in dataclasses.fields(config_cls):
-        if f.name in skip or not f.init:
+        if f.name in skip or not f.init or (only is not None and f.name not in only):
             continue
         tp = types[f.name]
         default = f.default if f.default is not dataclasses.MISSING else None
@@ -112,14 +140,16 @@ def click_options(config_cls: type, skip: set[str] = frozenset()) -> list:
             options.append(click.Option([f"{flag}/{neg}"], default=default, help=help_text,
                                         show_default=True))
             continue
-        click_type = click.Choice(choices) if choices else {int: int, float: float}.get(tp, str)
+        click_type = click.Choice(choices) if choices else _range_type(tp, f.metadata)
+        names = [flag_name(f.name), f.name]
         if f.metadata.get("required"):
             # Checked by the command (not by click), which may not need it (--resume).
-            options.append(click.Option([flag_name(f.name), f.name], type=click_type,
+            options.append(click.Option(names, type=click_type, metavar=f.metadata.get("metavar"),
                                         help=help_text + " [required]"))
             continue
-        options.append(click.Option([flag_name(f.name), f.name], type=click_type,
-                                    default=default, help=help_text, show_default=True))
+        options.append(click.Option(names, type=click_type, default=default, help=help_text,
+                                    metavar=f.metadata.get("metavar"),
+                                    show_default=default is not None))
     return options
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from translator.runtime.options import RuntimeOptions
+
 from .config import TrainConfig
 from .errors import GantoolError
 from .imaging import make_grid, save_image
@@ -79,7 +81,8 @@ def run_demo(out: Path, steps: int = 240, size: int = 64, log: Callable[[str], N
     log("[3/3] Applying it with onnxruntime to day scenes it has not seen")
     inputs = _write_inputs(out / "inputs", 8)
     outputs = out / "outputs"
-    report = apply(onnx_file, [out / "inputs"], outputs, progress=progress, log=log)
+    report = apply(onnx_file, [out / "inputs"], outputs, options=RuntimeOptions(progress=progress),
+                   log=log)
     if report.failed:
         raise GantoolError(f"the demo could not translate {len(report.failed)} image(s)")
 

@@ -19,7 +19,8 @@ from translator.data.images import ImageReadError, is_image_path, read_image
 from translator.errors import GantoolError
 from translator.safe_write import atomic_path, file_identity
 
-from .pipeline import FaceOptions, FramePipeline
+from .options import RuntimeOptions
+from .pipeline import FramePipeline
 from .session import Log, ModelSession, stderr_log
 from .sources import VideoReader, is_video_path
 
@@ -193,55 +194,34 @@ def apply(
     model: str | os.PathLike | ModelSession,
     inputs: Sequence[str | os.PathLike],
     output: str | os.PathLike | None = None,
+    options: RuntimeOptions = RuntimeOptions(),
     *,
-    provider: str = "auto",
-    size: int | None = None,
-    input_range: str | tuple[float, float] | None = None,
-    faces: bool = False,
-    detector: str = "haar",
-    detector_options: dict[str, Any] | None = None,
-    margin: float = 0.4,
-    blend: str = "feather",
-    color_match: bool = False,
-    side_by_side: bool = False,
-    batch_size: int = 4,
-    progress: bool = True,
     log: Log = stderr_log,
 ) -> ApplyReport:
     """Translate every image and video under ``inputs``; see ``gantool apply --help``.
 
-    ``model`` is an ONNX file or an open model (anything with ``info``, ``provider`` and
-    ``run`` like :class:`ModelSession`, e.g. a checkpoint's generator for ``gantool
-    translate``). Raises :class:`GantoolError` for problems with the model or the paths as a
-    whole; a single bad file is recorded in the report's ``failed`` list instead.
+    ``model`` is an ONNX file (opened as ``options`` say) or an open model (anything with
+    ``info``, ``provider`` and ``run`` like :class:`ModelSession`, e.g. a checkpoint's
+    generator for ``gantool translate``). Raises :class:`GantoolError` for problems with
+    the model or the paths as a whole; a single bad file is recorded in the report's
+    ``failed`` list instead.
     """
     report = ApplyReport()
     for p in inputs:  # before loading the model, so a typo fails at once
         if not Path(p).exists():
             raise GantoolError(f"no such file or folder: {p}")
-    if isinstance(model, (str, os.PathLike)):
-        session = ModelSession(model, provider, size=size, input_range=input_range, log=log)
-    else:
-        session = model
+    session = options.open_model(model, log) if isinstance(model, (str, os.PathLike)) else model
     report.provider = session.provider
     jobs = plan_jobs(inputs, output, _tag(session), report)
     log(f"Model: {session.info.describe()}; provider: {session.provider}")
-    face_opts = None
-    if faces:
-        from .faces import create_detector
-
-        face_opts = FaceOptions(
-            create_detector(detector, **(detector_options or {})),
-            margin=margin,
-            blend=blend,
-            color_match=color_match,
-        )
-    pipe = FramePipeline(session, face_opts, side_by_side=side_by_side, batch_size=batch_size)
+    face_opts = options.face_options() if options.faces else None
+    pipe = FramePipeline(session, face_opts, side_by_side=options.side_by_side,
+                         batch_size=options.batch_size)
     images = [j for j in jobs if j.kind == "image"]
     videos = [j for j in jobs if j.kind == "video"]
-    _run_images(pipe, images, report, progress)
+    _run_images(pipe, images, report, options.progress)
     for job in videos:
-        _run_video(pipe, job, report, progress, log)
+        _run_video(pipe, job, report, options.progress, log)
     return report
 
 

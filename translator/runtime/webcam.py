@@ -20,8 +20,9 @@ import numpy as np
 from translator.errors import GantoolError
 from translator.safe_write import atomic_path
 
+from .options import RuntimeOptions
 from .pipeline import FaceOptions, FramePipeline
-from .session import Log, ModelSession, stderr_log
+from .session import Log, stderr_log
 from .sources import CaptureThread, is_video_path, open_camera, quiet_opencv
 from .stages import END, Frame, LatencyStats, Mailbox, Stage
 from .video import VideoOutput
@@ -102,19 +103,13 @@ class _Controls:
 
 def run_webcam(
     model: str | os.PathLike,
+    options: RuntimeOptions = RuntimeOptions(),
     *,
     camera: int = 0,
     source: str | os.PathLike | None = None,
-    faces: bool = False,
-    detector: str = "haar",
-    detector_options: dict[str, Any] | None = None,
-    side_by_side: bool = False,
     record: str | os.PathLike | None = None,
     max_frames: int | None = None,
     window: bool = True,
-    provider: str = "auto",
-    size: int | None = None,
-    input_range: str | tuple[float, float] | None = None,
     snapshot_dir: str | os.PathLike = ".",
     frame_timeout: float = 5.0,
     detect_every: int = 3,
@@ -141,13 +136,12 @@ def run_webcam(
     # The source first: a missing camera or file is the one error the user sees.
     cap, live, what = _open_source(camera, source)
     try:
-        session = ModelSession(model, provider, size=size, input_range=input_range, log=log,
-                               threads=threads or inference_threads(faces))
+        session = options.open_model(model, log, threads or inference_threads(options.faces))
         log(f"Model: {session.info.describe()}; provider: {session.provider}")
-        # Batches of 4: several faces in a frame go through the model in one run.
-        pipe = FramePipeline(session, None, side_by_side, 4)
-        if faces:
-            pipe.faces = _make_faces(detector, detector_options, detect_every)
+        # Batches: several faces in a frame go through the model in one run.
+        pipe = FramePipeline(session, None, options.side_by_side, options.batch_size)
+        if options.faces:
+            pipe.faces = _make_faces(options, detect_every)
     except BaseException:
         cap.release()
         raise
@@ -163,7 +157,7 @@ def run_webcam(
     if record_path is not None:
         writer = VideoOutput(record_path, fps_in if 0 < fps_in < 1000 else 25.0, log=log)
     result = WebcamResult(provider=session.provider, record=record_path)
-    controls = _Controls(faces=faces)
+    controls = _Controls(faces=options.faces)
     # A file source is read ahead by the thread, so its timeout only guards a stuck decoder.
     timeout = frame_timeout if live else max(frame_timeout, 30.0)
     stream = _Stream(pipe, capture, live, controls, timeout).start()
@@ -200,7 +194,7 @@ def run_webcam(
                     break
                 if key == ord("f"):
                     if pipe.faces is None:
-                        pipe.faces = _make_faces(detector, detector_options, detect_every)
+                        pipe.faces = _make_faces(options, detect_every)
                     controls.faces = not controls.faces
                 elif key == ord(" "):
                     controls.original = not controls.original
@@ -226,13 +220,13 @@ def run_webcam(
     return result
 
 
-def _make_faces(detector: str, options: dict[str, Any] | None, detect_every: int) -> FaceOptions:
-    from .faces import BoxSmoother, create_detector
+def _make_faces(options: RuntimeOptions, detect_every: int) -> FaceOptions:
+    from .faces import BoxSmoother
 
     # Detection on a frame scaled to 320 px on its long side: faces in a webcam frame are
     # large, and the Haar cascade's time grows with the pixel count.
-    return FaceOptions(create_detector(detector, **(options or {})), smooth=True,
-                       smoother=BoxSmoother(), detect_every=max(1, detect_every), detect_side=320)
+    return options.face_options(smooth=True, smoother=BoxSmoother(),
+                                detect_every=max(1, detect_every), detect_side=320)
 
 
 class _Stream:

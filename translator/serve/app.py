@@ -33,6 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from translator.runtime.options import RuntimeOptions
 from translator.runtime.session import Log, stderr_log
 
 from .service import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, SAMPLE_NAMES, ServeError, Service
@@ -141,7 +142,7 @@ def _flag(request: Request, name: str) -> bool:
 
 def create_app(
     model_paths: Sequence[str | os.PathLike],
-    provider: str = "auto",
+    options: RuntimeOptions = RuntimeOptions(),
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 2,
@@ -151,12 +152,13 @@ def create_app(
 ) -> Starlette:
     """The web app serving ``model_paths`` (loaded now, so a bad file fails before binding).
 
+    ``options``: how the models are opened (provider, processing size, input range).
     ``allowed_hosts``: Host header names to answer (see :func:`loopback_hosts`); None: any.
     ``workers``: requests that decode images or run a model at the same time.
     """
     svc = service or Service(
         model_paths,
-        provider,
+        options,
         max_upload_bytes=max_upload_bytes,
         max_pixels=max_pixels,
         workers=workers,

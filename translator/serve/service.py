@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from translator.errors import GantoolError
+from translator.runtime.options import RuntimeOptions
 from translator.runtime.session import Log, ModelSession, stderr_log
 
 #: Image formats accepted from clients. Pillow can open many more, but each exotic decoder
@@ -247,19 +248,19 @@ class Service:
     def __init__(
         self,
         model_paths: Sequence[str | os.PathLike],
-        provider: str = "auto",
+        options: RuntimeOptions = RuntimeOptions(),
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         workers: int = 2,
         log: Log = stderr_log,
-        session_factory: Callable[..., ModelSession] = ModelSession,
     ) -> None:
+        """Open ``model_paths`` as ``options`` say (provider, processing size, input range)."""
         if not model_paths:
             raise GantoolError("give at least one model (--model FILE.onnx)")
         paths = [Path(p) for p in model_paths]
         self.models: dict[str, ServedModel] = {}
         for mid, path in zip(model_ids(paths), paths, strict=True):
-            self.models[mid] = ServedModel(mid, session_factory(path, provider, log=log))
+            self.models[mid] = ServedModel(mid, options.open_model(path, log))
         self.max_upload_bytes = max_upload_bytes
         self.max_pixels = max_pixels
         # Bounds decoded images and model runs in memory at once, however many requests
