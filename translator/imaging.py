@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,15 @@ import numpy as np
 from .safe_write import atomic_path
 
 
-def make_grid(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
-    """``[N, H, W, 3]`` uint8 images to one grid image with ``nrow`` images per row."""
-    n, h, w, c = images.shape
+def make_grid(images: np.ndarray | Sequence[np.ndarray], nrow: int | None = None,
+              pad: int = 2) -> np.ndarray:
+    """Same-sized ``[H, W, C]`` uint8 images (an ``[N, H, W, C]`` array or a list) tiled into
+    one image, ``nrow`` to a row (default: a square-ish grid), ``pad`` white pixels between."""
+    if len(images) == 0:
+        raise ValueError("no images to tile")
+    n = len(images)
+    h, w, c = images[0].shape
+    nrow = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / nrow)
     grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, np.uint8)
     for i, img in enumerate(images):

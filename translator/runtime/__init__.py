@@ -9,5 +9,7 @@ Submodules import onnxruntime and OpenCV only when used:
 - :mod:`.stages`: stream stages in their own threads, newest-wins hand-overs, latency;
 - :mod:`.video`: H.264 MP4 with audio through PyAV (mp4v fallback), written atomically;
 - :mod:`.apply`: ``apply()`` for files and folders; :mod:`.webcam`: ``run_webcam()``;
-- :mod:`.generate`: ``sample_grid()`` for generation models.
+- :mod:`.generate`: the one generation path (``latent_noise``, ``run_generator``, ``sample_grid``);
+- :mod:`.options`: ``RuntimeOptions``, the flags the runtime commands share;
+- :mod:`.torch_model`: a run's checkpoint as a runtime model (``translate``, ``sample RUN``).
 """

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from translator.errors import GantoolError
+from translator.runtime.generate import latent_noise, run_generator
 from translator.runtime.options import RuntimeOptions
 from translator.runtime.session import Log, ModelSession, stderr_log
 
@@ -429,7 +430,7 @@ class Service:
             seed = _int_field(request, "seed", None, 0, 2**32 - 1)
             if seed is None:
                 seed = int(np.random.default_rng().integers(0, 2**31))
-            latents = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
+            latents = latent_noise(count, dim, seed)
         start = time.perf_counter()
         with self._slots:
             t0 = time.perf_counter()
@@ -447,21 +448,6 @@ class Service:
             "model_ms": round(timing.model_ms, 1),
             "size": [int(images[0].shape[1]), int(images[0].shape[0])] if images else None,
         }
-
-
-def run_generator(session: ModelSession, latents: np.ndarray) -> list[np.ndarray]:
-    """Noise ``[n, latent_dim]`` -> RGB images, fed as the model's input shape wants
-    (DCGAN generators take ``[n, latent_dim, 1, 1]``)."""
-    from translator.runtime.pipeline import from_tensor
-
-    info = session.info
-    extra = (1,) * max(0, len(info.input_shape) - 2)
-    step = info.max_batch or MAX_SAMPLES
-    images: list[np.ndarray] = []
-    for start in range(0, len(latents), step):
-        chunk = latents[start : start + step].reshape(-1, latents.shape[1], *extra)
-        images.extend(from_tensor(session.run(chunk), info))
-    return images
 
 
 def _int_field(obj: dict[str, Any], key: str, default: int | None, lo: int, hi: int) -> int | None:
