@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from translator.runtime.options import RuntimeOptions
-
 from .config import TrainConfig
 from .errors import GantoolError
 from .imaging import make_grid, save_image
+from .runtime.options import RuntimeOptions
 from .specs import ExportRequest
 
 DEMO_MODEL = "cyclegan"
