@@ -327,11 +327,9 @@ def _run_video(pipe: FramePipeline, job: Job, report: ApplyReport, progress: boo
         writer.close()
         done = True
     except GantoolError as exc:
-        writer.discard()
         report.failed.append((job.src, str(exc)))
         return
     except Exception as exc:
-        writer.discard()
         report.failed.append((job.src, f"failed at frame {writer.frames}: {_short(exc)}"))
         return
     finally:
