@@ -20,7 +20,7 @@ from translator.errors import GantoolError
 from translator.safe_write import atomic_path, file_identity
 
 from .pipeline import FaceOptions, FramePipeline
-from .session import Log, ModelSession, stderr_log
+from .session import Log, ModelSession, OpenModel, stderr_log
 from .sources import VideoReader, is_video_path
 
 # Formats written as themselves; any other image input is written as PNG.
@@ -61,7 +61,7 @@ class ApplyReport:
         return ", ".join(parts)
 
 
-def _tag(session: ModelSession) -> str:
+def _tag(session: OpenModel) -> str:
     return session.info.domain_to or "translated"
 
 
@@ -190,7 +190,7 @@ def _write_image(path: Path, image: np.ndarray) -> None:
 
 
 def apply(
-    model: str | os.PathLike | ModelSession,
+    model: str | os.PathLike | OpenModel,
     inputs: Sequence[str | os.PathLike],
     output: str | os.PathLike | None = None,
     *,
@@ -219,6 +219,7 @@ def apply(
     for p in inputs:  # before loading the model, so a typo fails at once
         if not Path(p).exists():
             raise GantoolError(f"no such file or folder: {p}")
+    session: OpenModel
     if isinstance(model, (str, os.PathLike)):
         session = ModelSession(model, provider, size=size, input_range=input_range, log=log)
     else:
