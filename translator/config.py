@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -88,7 +89,7 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def click_options(config_cls: type, skip: set[str] = frozenset()) -> list:
+def click_options(config_cls: type, skip: Collection[str] = frozenset()) -> list:
     """One click option per dataclass field, default and help taken from the field."""
     import click
 
@@ -99,8 +100,8 @@ def click_options(config_cls: type, skip: set[str] = frozenset()) -> list:
             continue
         tp = types[f.name]
         default = f.default if f.default is not dataclasses.MISSING else None
-        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         help_text = f.metadata.get("help", "")
         choices = f.metadata.get("choices")
         if typing.get_origin(tp) is Literal:
