@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint typecheck clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,10 +21,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) tools/typecheck.py
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# mypy on the installed layout (plugins/ is translator.plugins, ...); see tools/typecheck.py.
+typecheck: $(STAMP)
+	$(PY) tools/typecheck.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

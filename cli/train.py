@@ -153,6 +153,7 @@ def sample_command(run: Path | None, onnx_model: Path | None, count: int, output
 
         path = sample_grid(onnx_model, count, output, seed=seed)
     else:
+        assert run is not None, "checked above: exactly one of RUN and --model"
         from translator.inference import sample_run
 
         path = sample_run(run, count, output, seed=seed, step=checkpoint)

@@ -289,6 +289,7 @@ def export_module(gen: Any, example: torch.Tensor, opset: int, static_size: int 
                     input_names=[input_name], output_names=[output_name], verbose=False,
                     dynamic_shapes=dynamic_shapes, report=False,
                 )
+                assert program is not None, "the dynamo exporter always returns a program"
                 model = program.model_proto
             except Exception as exc:  # the exporter raises many types; try the next plan
                 reason = _first_line(exc)
@@ -346,7 +347,8 @@ def max_error(model: onnx.ModelProto, module: torch.nn.Module,
         raise GantoolError(f"onnxruntime {ort.__version__} cannot load the exported model: "
                            f"{_first_line(exc)[:300]}") from None
     name = session.get_inputs()[0].name
-    worst, where = -1.0, ()
+    worst = -1.0
+    where: tuple[int, ...] = ()
     for x in inputs:
         with torch.no_grad():
             expected = module(x).float().numpy()

@@ -248,6 +248,29 @@ def test_broken_video_is_reported_not_fatal(tmp_path, model):
     assert len(report.written) == 1
 
 
+@pytest.mark.parametrize("error", [OSError("No space left on device"), GantoolError("encoder gave up")])
+def test_video_failing_midway_is_reported_not_fatal(tmp_path, model, monkeypatch, error):
+    from translator.runtime.video import VideoOutput
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_video(src / "clip.mp4", frames=12)
+    Image.fromarray(data.coffee()).save(src / "ok.png")
+    real_write = VideoOutput.write
+
+    def write_then_fail(self, frame):
+        if self.frames == 5:
+            raise error
+        real_write(self, frame)
+
+    monkeypatch.setattr(VideoOutput, "write", write_then_fail)
+    report = apply(model, [src], tmp_path / "out", RuntimeOptions(provider="cpu", progress=False),
+                   log=lambda m: None)
+    assert [(p.name, str(error) in why) for p, why in report.failed] == [("clip.mp4", True)]
+    assert [p.name for p, _ in report.written] == ["ok.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok.png"]  # no half-written clip left
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -111,8 +112,8 @@ def check_ranges(config: Any) -> None:
             raise GantoolError(f"{flag_name(f.name)} must be {bounds}, not {value}")
 
 
-def click_options(config_cls: type, skip: set[str] = frozenset(),
-                  only: set[str] | None = None) -> list:
+def click_options(config_cls: type, skip: Collection[str] = frozenset(),
+                  only: Collection[str] | None = None) -> list:
     """One click option per dataclass field, default and help taken from the field.
 
     Field metadata: ``help``, ``choices``, ``required``, ``min``/``max`` (a click range),
@@ -127,8 +128,8 @@ def click_options(config_cls: type, skip: set[str] = frozenset(),
             continue
         tp = types[f.name]
         default = f.default if f.default is not dataclasses.MISSING else None
-        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         help_text = f.metadata.get("help", "")
         choices = f.metadata.get("choices")
         if typing.get_origin(tp) is Literal:

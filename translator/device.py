@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import torch
 
@@ -144,15 +144,16 @@ def set_training_flags(device: torch.device, deterministic: bool) -> None:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def restores_backend_flags(fn: F) -> F:
+def restores_backend_flags(fn: Callable[P, R]) -> Callable[P, R]:
     """Put torch's global backend flags back as they were when ``fn`` returns or raises:
     a library call must not leave the caller's process in autotuning or TF32 mode."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
                  torch.backends.cudnn.allow_tf32)
         deterministic = (torch.are_deterministic_algorithms_enabled(),
@@ -164,4 +165,4 @@ def restores_backend_flags(fn: F) -> F:
              torch.backends.cudnn.allow_tf32) = saved
             torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

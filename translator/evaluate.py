@@ -294,12 +294,12 @@ def _direction(rc: RunConfig, column: Column, forward, back, source: ImageList, 
     count = 0
     for real in _batches(source, rc.train.size, batch_size, notes):
         fake = forward(real.to(device)).float().clamp(-1, 1)
-        rec = back(fake).float().clamp(-1, 1)
-        batch = EvalBatch(column, real, fake.cpu(), rec.cpu())
+        rec = back(fake).float().clamp(-1, 1).cpu()
+        fake = fake.cpu()
+        batch = EvalBatch(column, real, fake, rec)
         cycle.update(batch)
         _update(figures, batch, notes)
-        rows += [torch.stack(t) for t in zip(batch.inputs, batch.outputs, batch.reconstructed,
-                                             strict=True)][:GRID_ROWS - len(rows)]
+        rows += [torch.stack(t) for t in zip(real, fake, rec, strict=True)][:GRID_ROWS - len(rows)]
         count += len(real)
         bar.update(len(real))
     if count == 0:

@@ -268,13 +268,17 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
     """The DCGAN/CycleGAN weight init: conv and linear weights ~ N(0, std), norms ~ N(1, std)."""
     for m in module.modules():
         name = type(m).__name__
-        if ("Conv" in name or "Linear" in name) and getattr(m, "weight", None) is not None:
-            nn.init.normal_(m.weight, 0.0, std)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
-        elif "Norm" in name and getattr(m, "weight", None) is not None:
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
+        weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
+        if not isinstance(weight, torch.Tensor):
+            continue
+        if "Conv" in name or "Linear" in name:
+            nn.init.normal_(weight, 0.0, std)
+        elif "Norm" in name:
+            nn.init.normal_(weight, 1.0, std)
+        else:
+            continue
+        if isinstance(bias, torch.Tensor):
+            nn.init.zeros_(bias)
 
 
 class GANModel(nn.Module):

@@ -16,7 +16,7 @@ import importlib.metadata
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -145,11 +145,12 @@ def _is_machinery(filename: str) -> bool:
 def _trace_to_stderr(pm: PluginManager) -> None:
     """Print each hook call (with the plugins it reaches) and its outcome to stderr."""
 
-    def before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
         who = ", ".join(impl.plugin_name for impl in impls) or "no plugin"
         sys.stderr.write(f"gantool plugins: {hook_name}({', '.join(kwargs)}) -> {who}\n")
 
-    def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    def after(outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl],
+              kwargs: Mapping[str, Any]) -> None:
         result = (f"raised {describe_error(outcome.exception)}" if outcome.exception
                   else f"returned {outcome.get_result()!r}")
         sys.stderr.write(f"gantool plugins: {hook_name} {result}\n")

@@ -39,7 +39,7 @@ class Registry:
         self.exporters: dict[str, ExporterSpec] = {}
         self.face_detectors: dict[str, FaceDetectorSpec] = {}
         self.figures: dict[str, FigureSpec] = {}
-        tables = {
+        tables: dict[str, dict[str, Any]] = {
             "register_models": self.models,
             "register_datasets": self.datasets,
             "register_exporters": self.exporters,

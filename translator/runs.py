@@ -17,7 +17,7 @@ from .data import ImageList
 from .errors import GantoolError
 from .registry import get_registry
 from .safe_write import write_text_atomic
-from .specs import DataRequest, DatasetSpec, ModelSpec
+from .specs import DataRequest, DatasetSpec, Kind, ModelSpec, Split
 
 CONFIG = "config.json"
 
@@ -37,14 +37,16 @@ def domain_keys(kind: str) -> list[str]:
     return ["a", "b"] if kind == "translation" else ["images"]
 
 
-def data_request(train: TrainConfig, kind: str, split: str = "train") -> DataRequest:
+def data_request(train: TrainConfig, kind: Kind, split: Split = "train") -> DataRequest:
+    domains: tuple[str, ...] = ()
     if kind == "translation":
         if (train.domain_a is None) != (train.domain_b is None):
             raise GantoolError("give both --domain-a and --domain-b, or neither")
-        domains = (train.domain_a, train.domain_b) if train.domain_a else ()
-    else:
-        domains = (train.domain_a,) if train.domain_a else ()
-    return DataRequest(kind=kind, domains=domains, split=split)  # type: ignore[arg-type]
+        if train.domain_a and train.domain_b is not None:
+            domains = (train.domain_a, train.domain_b)
+    elif train.domain_a:
+        domains = (train.domain_a,)
+    return DataRequest(kind=kind, domains=domains, split=split)
 
 
 def find_dataset(data: str) -> tuple[DatasetSpec, Path | None]:
@@ -62,12 +64,12 @@ def find_dataset(data: str) -> tuple[DatasetSpec, Path | None]:
     formats = sorted((s for s in registry.datasets.values() if s.detect is not None),
                      key=lambda s: s.priority)
     for spec in formats:
-        if spec.detect(path):
+        if spec.detect is not None and spec.detect(path):
             return spec, path
     raise GantoolError(f"--data {data}: no data format recognises this folder")
 
 
-def open_data(train: TrainConfig, kind: str, split: str = "train") -> dict[str, ImageList]:
+def open_data(train: TrainConfig, kind: Kind, split: Split = "train") -> dict[str, ImageList]:
     """Resolve ``--data`` (a built-in name or a folder) to image lists keyed for batches."""
     if not train.data:
         # A run made from imported weights without --data has nothing to train on.

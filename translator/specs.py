@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 Kind = Literal["generation", "translation"]
+Split = Literal["train", "test"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class DataRequest:
     #: Domain words: two for translation (``("male", "female")``); for generation, empty
     #: (all images) or one word that filters the images.
     domains: tuple[str, ...] = ()
-    split: Literal["train", "test"] = "train"
+    split: Split = "train"
 
 
 @dataclass(frozen=True)

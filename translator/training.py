@@ -114,7 +114,7 @@ class LossLog:
 
     def append(self, step: int, losses: dict[str, float]) -> None:
         new = self.columns is None
-        if new:
+        if self.columns is None:
             self.columns = list(losses)
         with open(self.path, "a", newline="") as fh:
             writer = csv.DictWriter(fh, ["step", *self.columns], extrasaction="ignore")
@@ -303,7 +303,8 @@ def train(
     model.to(device)
     channels_last = device.type == "cuda"
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; torch's typed overloads leave it out.
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizers = model.configure_optimizers()
     schedulers = model.configure_schedulers(optimizers, total)
     scalers = {}

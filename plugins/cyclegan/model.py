@@ -28,7 +28,7 @@ from translator.gan import (
     set_requires_grad,
 )
 
-from .config import CycleGANConfig, resolve_blocks, resolve_downs
+from .config import CycleGANConfig, CycleGANUNetConfig, resolve_blocks, resolve_downs
 from .losses import GANLoss
 from .networks import (
     MobileResnetGenerator,
@@ -39,14 +39,17 @@ from .networks import (
 from .pool import ImagePool
 
 VARIANTS = ("resnet", "unet", "mobile")
+#: Each variant's generator; every one says the multiple its sides need (``size_multiple``).
+Generator = ResnetGenerator | UnetGenerator | MobileResnetGenerator
 
 
-def build_generator(config: CycleGANConfig, variant: str) -> nn.Module:
+def build_generator(config: CycleGANConfig, variant: str) -> Generator:
     """One generator of ``variant`` (``resnet``, ``unet`` or ``mobile``) for ``config``."""
     if variant == "resnet":
         return ResnetGenerator(3, 3, ngf=config.ngf, n_blocks=resolve_blocks(config))
     if variant == "unet":
-        return UnetGenerator(3, 3, num_downs=resolve_downs(config), ngf=config.ngf)  # type: ignore[arg-type]
+        assert isinstance(config, CycleGANUNetConfig), "the unet variant has its own config class"
+        return UnetGenerator(3, 3, num_downs=resolve_downs(config), ngf=config.ngf)
     if variant == "mobile":
         return MobileResnetGenerator(3, 3, ngf=config.ngf, n_blocks=resolve_blocks(config))
     raise ValueError(f"unknown CycleGAN variant '{variant}'; known: {', '.join(VARIANTS)}")
@@ -59,7 +62,8 @@ def build_discriminator(config: CycleGANConfig) -> nn.Module:
 def generator_name(config: CycleGANConfig, variant: str) -> str:
     """The reference's name for the architecture, e.g. ``resnet_9blocks`` or ``unet_256``."""
     if variant == "unet":
-        return f"unet_{2 ** resolve_downs(config)}"  # type: ignore[arg-type]
+        assert isinstance(config, CycleGANUNetConfig), "the unet variant has its own config class"
+        return f"unet_{2 ** resolve_downs(config)}"
     return f"{variant}_{resolve_blocks(config)}blocks"
 
 
@@ -106,13 +110,14 @@ class CycleGAN(GANModel):
                 f"unknown --gan-loss '{config.gan_loss}'; known: {', '.join(GANLoss.kinds)}"
             )
         self.variant = variant
-        self.nets["G_A"] = build_generator(config, variant)
+        generator_a = build_generator(config, variant)
+        self.nets["G_A"] = generator_a
         self.nets["G_B"] = build_generator(config, variant)
         self.nets["D_A"] = build_discriminator(config)
         self.nets["D_B"] = build_discriminator(config)
         for net in self.nets.values():
             init_normal(net, config.init_std)
-        self.size_multiple: int = self.nets["G_A"].size_multiple
+        self.size_multiple: int = generator_a.size_multiple
         self.gan_loss = GANLoss(config.gan_loss)
         # pool_A holds generated A images (G_B's output), which D_B judges; pool_B likewise.
         self.pool_A = ImagePool(config.pool_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -97,6 +98,7 @@ class NoiseGAN(GANModel):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
+        make: Callable[[Iterator[nn.Parameter], float], torch.optim.Optimizer]
         if c.optimizer == "rmsprop":
             make = lambda params, lr: torch.optim.RMSprop(params, lr=lr)  # noqa: E731
         else:

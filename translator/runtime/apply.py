@@ -21,7 +21,7 @@ from translator.safe_write import atomic_path, file_identity
 
 from .options import RuntimeOptions
 from .pipeline import FramePipeline
-from .session import Log, ModelSession, stderr_log
+from .session import Log, OpenModel, stderr_log
 from .sources import VideoReader, is_video_path
 
 # Formats written as themselves; any other image input is written as PNG.
@@ -62,7 +62,7 @@ class ApplyReport:
         return ", ".join(parts)
 
 
-def _tag(session: ModelSession) -> str:
+def _tag(session: OpenModel) -> str:
     return session.info.domain_to or "translated"
 
 
@@ -191,7 +191,7 @@ def _write_image(path: Path, image: np.ndarray) -> None:
 
 
 def apply(
-    model: str | os.PathLike | ModelSession,
+    model: str | os.PathLike | OpenModel,
     inputs: Sequence[str | os.PathLike],
     output: str | os.PathLike | None = None,
     options: RuntimeOptions = RuntimeOptions(),
@@ -210,7 +210,8 @@ def apply(
     for p in inputs:  # before loading the model, so a typo fails at once
         if not Path(p).exists():
             raise GantoolError(f"no such file or folder: {p}")
-    session = options.open_model(model, log) if isinstance(model, (str, os.PathLike)) else model
+    session: OpenModel = (options.open_model(model, log) if isinstance(model, (str, os.PathLike))
+                          else model)
     report.provider = session.provider
     jobs = plan_jobs(inputs, output, _tag(session), report)
     log(f"Model: {session.info.describe()}; provider: {session.provider}")
@@ -307,11 +308,9 @@ def _run_video(pipe: FramePipeline, job: Job, report: ApplyReport, progress: boo
         writer.close()
         done = True
     except GantoolError as exc:
-        writer.discard()
         report.failed.append((job.src, str(exc)))
         return
     except Exception as exc:
-        writer.discard()
         report.failed.append((job.src, f"failed at frame {writer.frames}: {_short(exc)}"))
         return
     finally:

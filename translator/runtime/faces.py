@@ -30,12 +30,14 @@ class HaarDetector:
         import cv2
 
         if cascade is None:
-            if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+            # OpenCV's stubs do not declare cv2.data, and OpenCV 5 has none: look it up.
+            haar_data = getattr(cv2, "data", None)
+            if not hasattr(cv2, "CascadeClassifier") or haar_data is None:
                 raise GantoolError(
                     "this OpenCV has no Haar cascades (OpenCV 5 dropped them); "
                     "install opencv-python<5 or use --face-model with a YuNet file"
                 )
-            cascade = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+            cascade = Path(haar_data.haarcascades) / "haarcascade_frontalface_default.xml"
         cascade = Path(cascade)
         if not cascade.is_file():
             raise GantoolError(f"Haar cascade file not found: {cascade}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from translator.errors import GantoolError
 
-from .session import ModelInfo, ModelSession
+from .session import ModelInfo, OpenModel
 
 
 class ModelOutputError(GantoolError, ValueError):
@@ -105,14 +105,14 @@ class FramePipeline:
 
     def __init__(
         self,
-        model: ModelSession,
+        model: OpenModel,
         faces: FaceOptions | None = None,
         side_by_side: bool = False,
         batch_size: int = 4,
     ) -> None:
         if model.info.kind != "translation":
             raise GantoolError(
-                f"{model.path.name} is a generation model (noise -> image); use gantool sample for it"
+                f"{model.info.path.name} is a generation model (noise -> image); use gantool sample for it"
             )
         self.model = model
         self.info = model.info

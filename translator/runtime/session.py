@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -312,6 +312,19 @@ def _load_error(path: Path, exc: Exception) -> GantoolError:
     # onnxruntime messages start with "[ONNXRuntimeError] : N : CODE :"; keep the tail.
     short = short.split(" : ")[-1].strip()
     return GantoolError(f"cannot load {path.name} in onnxruntime: {short[:300]}")
+
+
+class OpenModel(Protocol):
+    """A translation model ready to run frames: a :class:`ModelSession`, or a checkpoint's
+    generator in PyTorch (``gantool translate``)."""
+
+    info: ModelInfo
+    provider: str
+
+    @property
+    def provider_name(self) -> str: ...
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 class ModelSession:

@@ -118,7 +118,7 @@ class VideoWriter:
             quiet_opencv()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), self.fps, (w, h))
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*codec), self.fps, (w, h))
             if not self.writer.isOpened():
                 self.discard()
                 raise GantoolError(f"cannot write video {self.path} (use a .mp4 or .avi file name)")

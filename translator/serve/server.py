@@ -39,7 +39,7 @@ def _header_timeout_protocol(seconds: float) -> type:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeaderTimeoutProtocol(H11Protocol):
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
 
@@ -89,8 +89,6 @@ def serve_in_background(app: Any, host: str = "127.0.0.1", port: int = 0,
 
     sock = bind(host, port)
     server = uvicorn.Server(_config(app, False, "error", header_timeout))
-    # uvicorn installs signal handlers only in the main thread; in a thread it must not try.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -450,7 +450,10 @@ class Service:
         }
 
 
-def _int_field(obj: dict[str, Any], key: str, default: int | None, lo: int, hi: int) -> int | None:
+_Default = TypeVar("_Default", int, None)
+
+
+def _int_field(obj: dict[str, Any], key: str, default: _Default, lo: int, hi: int) -> int | _Default:
     value = obj.get(key, default)
     if value is None:
         return default
