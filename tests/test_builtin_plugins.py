@@ -80,16 +80,15 @@ def plugins_without(monkeypatch):
     manager.set_plugin_manager(saved)
 
 
-def test_the_builtin_data_sets_come_only_through_the_data_plugin(plugins_without):
+def test_the_builtin_data_sets_come_only_through_the_data_plugin(plugins_without, run_cli):
     assert BUILTIN_DATASETS <= set(Registry(manager.create_plugin_manager()).datasets)
     pm = plugins_without("builtin_data")
     registry = Registry(pm)
     assert not BUILTIN_DATASETS & set(registry.datasets)
     assert "cyclegan" in registry.models and "haar" in registry.face_detectors
-    from translator.registry import get_registry
-
-    with pytest.raises(GantoolError, match="unknown dataset 'digits'"):
-        get_registry().dataset("digits")
+    result = run_cli("train", "cyclegan", "--data", "digits", "--steps", "1")
+    assert result.exit_code == 1
+    assert "--data digits: no such folder or built-in set (none registered" in result.output
 
 
 def test_the_core_has_no_face_detector_of_its_own(plugins_without):
