@@ -16,12 +16,12 @@ import warnings
 from pathlib import Path
 
 import torch
+from translator.plugins.datasets.digit_reading import score_digits
+from translator.plugins.datasets.digits import digit_images
 
 from translator.config import TrainConfig
-from translator.data.builtin import digit_images
 from translator.data.pipeline import to_uint8
 from translator.evaluate import evaluate_run
-from translator.metrics import score_digits
 from translator.registry import get_registry
 from translator.training import train
 

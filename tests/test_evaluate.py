@@ -247,9 +247,10 @@ def test_the_identity_model_scores_zero_and_the_table_shows_plugin_figures(
 
 
 def test_digit_reading_reads_real_digits_as_the_target_and_noise_as_no_digit():
-    from translator.data.builtin import digit_images
+    from translator.plugins.datasets.digit_reading import DigitReading
+    from translator.plugins.datasets.digits import digit_images
+
     from translator.evaluate import Column, EvalBatch
-    from translator.metrics import DigitReading
 
     column = Column("a2b", "translation", "6", "9")
     sixes, nines = (to_tensor(list(digit_images(d)[0][:40])) for d in (6, 9))

@@ -9,11 +9,11 @@ import math
 
 import numpy as np
 import torch
+from translator.plugins.datasets.digit_reading import target_shares
+from translator.plugins.datasets.digits import digit_images
 
 from translator.config import TrainConfig
-from translator.data.builtin import digit_images
 from translator.data.pipeline import to_tensor, to_uint8
-from translator.metrics import target_shares
 from translator.registry import get_registry
 from translator.runs import load_model, open_data
 from translator.training import train

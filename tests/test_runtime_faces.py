@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from runtime_helpers import astronaut, make_invert_model
 from skimage import data
+from translator.plugins import faces as faces_plugin
+from translator.plugins.faces import HaarDetector, YuNetDetector
 
 from translator.errors import GantoolError
 from translator.runtime.faces import (
     BoxSmoother,
-    HaarDetector,
-    YuNetDetector,
     color_match,
     create_detector,
     face_crop_box,
@@ -145,15 +141,8 @@ def test_box_smoother_matches_the_second_of_two_tracks():
 
 
 def test_faces_plugin_registers_haar_and_yunet():
-    try:
-        module = importlib.import_module("translator.plugins.faces")
-    except ImportError:  # running from a checkout without the package installed
-        path = Path(__file__).parents[1] / "plugins" / "faces.py"
-        spec = importlib.util.spec_from_file_location("gantool_faces_plugin", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
     specs = []
-    module.register_face_detectors(register=specs.append)
+    faces_plugin.register_face_detectors(register=specs.append)
     by_name = {s.name: s for s in specs}
     assert set(by_name) == {"haar", "yunet"}
     assert len(detect_rgb(by_name["haar"].create(), astronaut())) == 1

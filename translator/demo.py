@@ -18,9 +18,10 @@ from .config import TrainConfig
 from .errors import GantoolError
 from .imaging import make_grid, save_image
 from .runtime.options import RuntimeOptions
-from .specs import ExportRequest
+from .specs import DataRequest, ExportRequest
 
 DEMO_MODEL = "cyclegan"
+DEMO_DATA = "demo"
 # A narrow ResNet CycleGAN: learns the day/night colours in a few hundred CPU steps.
 DEMO_CONFIG = {"ngf": 16, "ndf": 16, "blocks": 6}
 
@@ -36,14 +37,18 @@ class DemoResult:
 
 
 def _write_inputs(folder: Path, count: int) -> list[Path]:
-    from .data.builtin import make_scene
+    """Day scenes of the ``demo`` data set's test split (never trained on), enlarged to
+    128 px: the runtime takes images of any size, not only the training size."""
+    from .data.pipeline import resize_square
+    from .registry import get_registry
 
+    request = DataRequest("translation", domains=("day",), split="test")
+    (scenes,) = get_registry().dataset(DEMO_DATA).open(None, request)
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(2026)  # not the training scenes' seed: unseen inputs
     paths = []
     for i in range(count):
         path = folder / f"day-{i:02d}.png"
-        save_image(make_scene(rng, night=False, size=128), path)
+        save_image(resize_square(scenes.load(i), 128), path)
         paths.append(path)
     return paths
 
@@ -67,7 +72,7 @@ def run_demo(out: Path, steps: int = 240, size: int = 64, log: Callable[[str], N
     log(f"[1/3] Training {DEMO_MODEL} on synthetic day and night scenes ({steps} steps, "
         f"{size} px)")
     run_dir = out / "run"
-    cfg = TrainConfig(model=DEMO_MODEL, data="demo", domain_a="day", domain_b="night",
+    cfg = TrainConfig(model=DEMO_MODEL, data=DEMO_DATA, domain_a="day", domain_b="night",
                       size=size, steps=steps, batch_size=2, out=str(run_dir),
                       log_every=10, sample_every=max(1, steps // 4), checkpoint_every=steps)
     train(cfg, spec.config(**DEMO_CONFIG), progress=progress)

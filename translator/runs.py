@@ -57,7 +57,7 @@ def find_dataset(data: str) -> tuple[DatasetSpec, Path | None]:
         return named[data], None
     path = Path(data).expanduser()
     if not path.exists():
-        known = ", ".join(sorted(named))
+        known = ", ".join(sorted(named)) or "none registered; see gantool plugins"
         raise GantoolError(f"--data {data}: no such folder or built-in set ({known})")
     if not path.is_dir():
         raise GantoolError(f"--data {data} is a file; give a folder of images")

@@ -1,4 +1,6 @@
-"""Image sources for training: what ``--data`` can name, decoded to RGB uint8 arrays."""
+"""What every data set shares: ``ImageList``, decoding (:mod:`.images`), the batch pipeline
+and caches (:mod:`.pipeline`). The data sets themselves are plugins (``register_datasets``;
+the built-in ones are in ``translator.plugins.datasets``)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Submodules import onnxruntime and OpenCV only when used:
 
 - :mod:`.session`: provider choice and model metadata (``ModelSession``, ``ModelInfo``);
 - :mod:`.pipeline`: the one frame pipeline (``FramePipeline``);
-- :mod:`.faces`: face detectors, crop/blend/colour match, box smoothing;
+- :mod:`.faces`: detector lookup (detectors are plugins), crop/blend/colour match, box
+  smoothing;
 - :mod:`.sources`: video files, cameras, the newest-frame-wins capture thread;
 - :mod:`.stages`: stream stages in their own threads, newest-wins hand-overs, latency;
 - :mod:`.video`: H.264 MP4 with audio through PyAV (mp4v fallback), written atomically;

@@ -1,127 +1,28 @@
-"""Face-aware mode: the built-in detectors, cropping, blending back, colour match, smoothing.
+"""Face-aware mode: cropping, blending back, colour match, smoothing of face boxes.
 
-Detectors follow the ``register_face_detectors`` contract: ``detect(bgr) -> [(x, y, w, h)]``.
+Detectors come from plugins only (``register_face_detectors``; the built-in ones are in
+``translator.plugins.faces``) and follow its contract: ``detect(bgr) -> [(x, y, w, h)]``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from translator.errors import GantoolError
-
 Box = tuple[int, int, int, int]
 
-
-class HaarDetector:
-    """OpenCV's frontal-face Haar cascade (ships inside opencv-python 4.x; no download)."""
-
-    def __init__(
-        self,
-        cascade: str | os.PathLike | None = None,
-        scale_factor: float = 1.1,
-        min_neighbors: int = 5,
-        min_size: int = 30,
-    ) -> None:
-        import cv2
-
-        if cascade is None:
-            # OpenCV's stubs do not declare cv2.data, and OpenCV 5 has none: look it up.
-            haar_data = getattr(cv2, "data", None)
-            if not hasattr(cv2, "CascadeClassifier") or haar_data is None:
-                raise GantoolError(
-                    "this OpenCV has no Haar cascades (OpenCV 5 dropped them); "
-                    "install opencv-python<5 or use --face-model with a YuNet file"
-                )
-            cascade = Path(haar_data.haarcascades) / "haarcascade_frontalface_default.xml"
-        cascade = Path(cascade)
-        if not cascade.is_file():
-            raise GantoolError(f"Haar cascade file not found: {cascade}")
-        self.classifier = cv2.CascadeClassifier(str(cascade))
-        if self.classifier.empty():
-            raise GantoolError(f"not a Haar cascade file: {cascade}")
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-        self.min_size = min_size
-
-    def detect(self, bgr: np.ndarray) -> list[Box]:
-        import cv2
-
-        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        found = self.classifier.detectMultiScale(
-            gray, self.scale_factor, self.min_neighbors, minSize=(self.min_size, self.min_size)
-        )
-        return [tuple(int(v) for v in b) for b in found]  # type: ignore[misc]
+#: The detector ``--faces`` and ``gantool serve`` use when none is named.
+DEFAULT_DETECTOR = "haar"
 
 
-class YuNetDetector:
-    """OpenCV's YuNet CNN detector (``cv2.FaceDetectorYN``); needs its ``.onnx`` model file,
-    which no wheel ships (``face_detection_yunet_2023mar.onnx`` from the OpenCV model zoo)."""
-
-    def __init__(
-        self,
-        model: str | os.PathLike | None = None,
-        score_threshold: float = 0.7,
-        nms_threshold: float = 0.3,
-    ) -> None:
-        import cv2
-
-        if model is None:
-            raise GantoolError("the yunet face detector needs a model file (--face-model FILE)")
-        model = Path(model)
-        if not model.is_file():
-            raise GantoolError(f"YuNet model file not found: {model}")
-        try:
-            self.detector = cv2.FaceDetectorYN.create(
-                str(model), "", (320, 320), score_threshold, nms_threshold
-            )
-            # A wrong ONNX file loads fine and fails only on the first frame: try one now.
-            self.detector.setInputSize((64, 64))
-            self.detector.detect(np.zeros((64, 64, 3), np.uint8))
-        except cv2.error as exc:
-            raise GantoolError(f"cannot use {model.name} as a YuNet face model ({_cv_reason(exc)})") from None
-        self._size: tuple[int, int] | None = None
-
-    def detect(self, bgr: np.ndarray) -> list[Box]:
-        h, w = bgr.shape[:2]
-        if self._size != (w, h):
-            self.detector.setInputSize((w, h))
-            self._size = (w, h)
-        _, faces = self.detector.detect(bgr)
-        if faces is None:
-            return []
-        return [tuple(int(round(v)) for v in f[:4]) for f in faces]  # type: ignore[misc]
-
-
-def _cv_reason(exc: Exception) -> str:
-    """The human part of an OpenCV error: ``... error: (-2:Unspecified error) WHY in function``."""
-    import re
-
-    match = re.search(r"error: \(-?\d+:[^)]*\) (.*?)(?: in function .*)?$", str(exc).strip(), re.S)
-    return (match.group(1) if match else str(exc).strip().splitlines()[-1])[:160]
-
-
-BUILTIN_DETECTORS = {"haar": HaarDetector, "yunet": YuNetDetector}
-
-
-def create_detector(name: str = "haar", **options: Any) -> Any:
-    """A face detector registered under ``name`` by a plugin (``haar`` and ``yunet`` are
-    built in); ``options`` go to its ``create``."""
+def create_detector(name: str = DEFAULT_DETECTOR, **options: Any) -> Any:
+    """The face detector a plugin registered under ``name`` (the built-in faces plugin
+    registers ``haar`` and ``yunet``), made with ``options``."""
     from translator.registry import get_registry
 
-    try:
-        spec = get_registry().face_detector(name)
-    except GantoolError:
-        # The built-ins still work when the package's entry points are not installed
-        # (running from a source checkout).
-        if name not in BUILTIN_DETECTORS:
-            raise
-        return BUILTIN_DETECTORS[name](**options)
-    return spec.create(**options)
+    return get_registry().face_detector(name).create(**options)
 
 
 def face_crop_box(box: Sequence[int], margin: float, shape: Sequence[int]) -> Box:

@@ -99,7 +99,7 @@ class ServedModel:
             from translator.runtime.pipeline import FaceOptions, FramePipeline
 
             try:
-                detector = create_detector("haar")
+                detector = create_detector()  # the default detector, from the registry
             except GantoolError as exc:
                 raise ServeError(503, f"face-aware mode is not available here: {exc}") from None
             pipeline = FramePipeline(self.session, FaceOptions(detector=detector), batch_size=1)

@@ -1,20 +1,28 @@
-"""Built-in data sources: ``demo``, ``digits``, CelebA, CycleGAN and domain folders."""
+"""The built-in data sets (entry point ``builtin_data``), registered like any third party's.
+
+The named sets ``demo`` (synthetic, :mod:`.demo`) and ``digits`` (real handwritten digits,
+:mod:`.digits`), and the folder formats CelebA (:mod:`.celeba`), ``trainA/trainB`` and
+domain folders and any folder of images (:mod:`.folders`). The core keeps only what every
+data set shares (``ImageList``, decoding, the batch pipeline); with this plugin disabled
+(``GANTOOL_DISABLE_PLUGINS=builtin_data``) none of these names exists. The ``digits``
+figure of ``gantool evaluate`` (:mod:`.digit_reading`) comes with the digits.
+"""
 
 from __future__ import annotations
 
 import translator
-from translator import metrics
-from translator.data import builtin, celeba, folders
+
+from . import celeba, demo, digit_reading, digits, folders
 
 
 @translator.hookimpl
 def register_datasets(register):
     register(translator.DatasetSpec(
         "demo", "synthetic disks (generation) or day/night scenes (translation), no download",
-        builtin.open_demo))
+        demo.open_demo))
     register(translator.DatasetSpec(
         "digits", "scikit-learn's 1797 real handwritten digits; domains are digits (6, 9)",
-        builtin.open_digits, flip_changes_meaning=True))
+        digits.open_digits, flip_changes_meaning=True))
     register(translator.DatasetSpec(
         "celeba", "CelebA root: img_align_celeba/ + list_attr_celeba.txt; domain words "
         "map to attributes", celeba.open_celeba, detect=celeba.detect, priority=10))
@@ -32,4 +40,5 @@ def register_datasets(register):
 @translator.hookimpl
 def register_figures(register):
     register(translator.FigureSpec(
-        "digits", "the digit classifier's reading of runs on the digits data", metrics.digit_figure))
+        "digits", "the digit classifier's reading of runs on the digits data",
+        digit_reading.digit_figure))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import GantoolError
-from ..specs import DataRequest
-from . import ImageList
-from .images import is_image_path, scan_images
+from translator.data import ImageList
+from translator.data.images import is_image_path, scan_images
+from translator.errors import GantoolError
+from translator.specs import DataRequest
 
 _CYCLEGAN_DIRS = ("trainA", "trainB")
 

@@ -1,9 +1,10 @@
 """Scoring generated digits with an independent classifier fitted on real digits.
 
-Used by ``gantool evaluate`` (runs on the ``digits`` data), the learning tests and the
-benchmarks: a generator that learned the digits makes images that a classifier trained only
-on real digits reads confidently, across classes; a translator's outputs are read as the
-target digit.
+It lives beside the ``digits`` data set because it only means something on that data.
+Used by ``gantool evaluate`` (the ``digits`` figure, for runs on the ``digits`` data), the
+learning tests and the benchmarks: a generator that learned the digits makes images that
+a classifier trained only on real digits reads confidently, across classes; a
+translator's outputs are read as the target digit.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class DigitReading:
         self.inputs: list[np.ndarray] = []
 
     def update(self, batch) -> None:
-        from .data.pipeline import to_uint8
+        from translator.data.pipeline import to_uint8
 
         self.outputs.append(to_digit_features(to_uint8(batch.outputs)))
         if self.column.kind == "translation":

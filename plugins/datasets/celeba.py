@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import GantoolError
-from ..specs import DataRequest
-from . import ImageList
+from translator.data import ImageList
+from translator.errors import GantoolError
+from translator.specs import DataRequest
 
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
