@@ -93,41 +93,55 @@ def total_steps_for(train: TrainConfig, domains: dict[str, ImageList], world_siz
 
 
 class LossLog:
-    """Losses as CSV rows; on resume, rows past the resumed step are dropped."""
+    """Losses as CSV rows, one per log interval.
+
+    A loss may first be returned after the first row (WGAN's generator loss every
+    ``n_critic`` steps): the file is then rewritten with the wider header, earlier rows
+    leaving its cell empty. On resume, rows past the resumed step are dropped, as is a row
+    a kill cut short (its step may be a prefix of the real one).
+    """
 
     def __init__(self, path: Path, resume_step: int | None) -> None:
         self.path = path
-        self.columns: list[str] | None = None
+        self.columns: list[str] = []
         if resume_step is not None and path.is_file():
-            with open(path, newline="") as fh:
-                rows = [r for r in csv.DictReader(fh) if _logged_step(r) <= resume_step]
-            if rows:
-                self.columns = [c for c in rows[0] if c != "step"]
-            with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-                if self.columns is not None:
-                    writer = csv.DictWriter(fh, ["step", *self.columns])
-                    writer.writeheader()
-                    writer.writerows(rows)
+            rows = [r for r in self._rows() if _logged_step(r) <= resume_step]
+            self._rewrite(rows)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("")
 
     def append(self, step: int, losses: dict[str, float]) -> None:
-        new = self.columns is None
+        new = [name for name in losses if name not in self.columns]
         if new:
-            self.columns = list(losses)
+            rows = self._rows() if self.columns else []
+            self.columns += new
+            self._rewrite(rows)
         with open(self.path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, ["step", *self.columns], extrasaction="ignore")
-            if new:
-                writer.writeheader()
+            writer = csv.DictWriter(fh, ["step", *self.columns])
             writer.writerow({"step": step, **{k: f"{v:.6g}" for k, v in losses.items()}})
+
+    def _rows(self) -> list[dict[str, str]]:
+        """The rows on disk; also takes the columns from the header."""
+        with open(self.path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+        self.columns = [c for c in reader.fieldnames or [] if c != "step"]
+        return rows
+
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
+            if self.columns:
+                writer = csv.DictWriter(fh, ["step", *self.columns], restval="")
+                writer.writeheader()
+                writer.writerows(rows)
 
 
 def _logged_step(row: dict[str, str | None]) -> float:
-    """A CSV row's step; infinity for a row a kill cut short (dropped on resume)."""
+    """A CSV row's step; infinity for a row with too few or too many cells (dropped)."""
     step = row.get("step") or ""
-    complete = None not in row and all(v not in (None, "") for v in row.values())
-    return int(step) if complete and step.isdigit() else math.inf
+    whole = None not in row and None not in row.values()
+    return int(step) if whole and step.isdigit() else math.inf
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
