@@ -2,6 +2,11 @@
 
 The model owns its step (:meth:`GANModel.train_step`); this module owns devices, mixed
 precision, multi-process training, checkpoints, logs, sample grids and progress.
+
+:func:`train` is the loop; what it needs is made before it, in three parts below it:
+:func:`setup_run` (the run, ready for its first step), :func:`capture_state` and
+:func:`restore_state` (the training state a checkpoint holds, both ways) and
+:class:`RunOutputs` (logs, sample grids and checkpoints).
 """
 
 from __future__ import annotations
@@ -67,81 +72,6 @@ class TrainResult:
     steps: int
     last_losses: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def resolve_model_config(spec: ModelSpec, model_config: Any, train: TrainConfig) -> Any:
-    """The loop fills in what a model config shares with training (its ``size``)."""
-    if model_config is None:
-        model_config = spec.config()
-    names = {f.name for f in dataclasses.fields(model_config)}
-    if "size" in names:
-        model_config = dataclasses.replace(model_config, size=train.size)
-    return model_config
-
-
-def total_steps_for(train: TrainConfig, domains: dict[str, ImageList], world_size: int) -> int:
-    if train.steps is not None and train.epochs is not None:
-        raise GantoolError("give --steps or --epochs, not both")
-    if train.steps is not None:
-        if train.steps < 1:
-            raise GantoolError("--steps must be at least 1")
-        return train.steps
-    if train.epochs is not None:
-        largest = max(len(d) for d in domains.values())
-        return max(1, math.ceil(train.epochs * largest / (train.batch_size * world_size)))
-    return TrainConfig.DEFAULT_STEPS
-
-
-class LossLog:
-    """Losses as CSV rows, one per log interval.
-
-    A loss may first be returned after the first row (WGAN's generator loss every
-    ``n_critic`` steps): the file is then rewritten with the wider header, earlier rows
-    leaving its cell empty. On resume, rows past the resumed step are dropped, as is a row
-    a kill cut short (its step may be a prefix of the real one).
-    """
-
-    def __init__(self, path: Path, resume_step: int | None) -> None:
-        self.path = path
-        self.columns: list[str] = []
-        if resume_step is not None and path.is_file():
-            rows = [r for r in self._rows() if _logged_step(r) <= resume_step]
-            self._rewrite(rows)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("")
-
-    def append(self, step: int, losses: dict[str, float]) -> None:
-        new = [name for name in losses if name not in self.columns]
-        if new:
-            rows = self._rows() if self.columns else []
-            self.columns += new
-            self._rewrite(rows)
-        with open(self.path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, ["step", *self.columns])
-            writer.writerow({"step": step, **{k: f"{v:.6g}" for k, v in losses.items()}})
-
-    def _rows(self) -> list[dict[str, str]]:
-        """The rows on disk; also takes the columns from the header."""
-        with open(self.path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            rows = list(reader)
-        self.columns = [c for c in reader.fieldnames or [] if c != "step"]
-        return rows
-
-    def _rewrite(self, rows: list[dict[str, str]]) -> None:
-        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
-            if self.columns:
-                writer = csv.DictWriter(fh, ["step", *self.columns], restval="")
-                writer.writeheader()
-                writer.writerows(rows)
-
-
-def _logged_step(row: dict[str, str | None]) -> float:
-    """A CSV row's step; infinity for a row with too few or too many cells (dropped)."""
-    step = row.get("step") or ""
-    whole = None not in row and None not in row.values()
-    return int(step) if whole and step.isdigit() else math.inf
 
 
 @restores_backend_flags
@@ -312,6 +242,29 @@ def _resolve_run(
     return spec, train_cfg, resolve_model_config(spec, model_config, train_cfg), resume_from
 
 
+def resolve_model_config(spec: ModelSpec, model_config: Any, train: TrainConfig) -> Any:
+    """The loop fills in what a model config shares with training (its ``size``)."""
+    if model_config is None:
+        model_config = spec.config()
+    names = {f.name for f in dataclasses.fields(model_config)}
+    if "size" in names:
+        model_config = dataclasses.replace(model_config, size=train.size)
+    return model_config
+
+
+def total_steps_for(train: TrainConfig, domains: dict[str, ImageList], world_size: int) -> int:
+    if train.steps is not None and train.epochs is not None:
+        raise GantoolError("give --steps or --epochs, not both")
+    if train.steps is not None:
+        if train.steps < 1:
+            raise GantoolError("--steps must be at least 1")
+        return train.steps
+    if train.epochs is not None:
+        largest = max(len(d) for d in domains.values())
+        return max(1, math.ceil(train.epochs * largest / (train.batch_size * world_size)))
+    return TrainConfig.DEFAULT_STEPS
+
+
 def _start_device(train_cfg: TrainConfig,
                   dist_info: Distributed) -> tuple[torch.device, torch.dtype | None]:
     """The device (joining the process group under torchrun) and the autocast dtype."""
@@ -379,6 +332,49 @@ def _build_model(
     ctx = StepContext(device, amp_dtype, scalers, dist_info.world_size, diffaug or None)
     ctx.total_steps = total
     return model, optimizers, schedulers, scalers, ctx
+
+
+def _maybe_compile(model: GANModel) -> GANModel:
+    """Compile each network's ``forward`` in place; a network that cannot compile stays eager.
+
+    In place, not wrapped: ``model.nets`` keeps the eager modules, so checkpoints keep their
+    keys (a wrapper would add ``_orig_mod.``) and every later command can load them.
+    Double backward (a gradient penalty) cannot go through a compiled graph, so
+    :func:`~translator.gan.gradient_penalty` runs its network eagerly.
+    """
+    for name, net in model.nets.items():
+        net.forward = _compiled_or_eager(name, net)
+    return model
+
+
+def _compiled_or_eager(name: str, net: torch.nn.Module) -> Callable[..., Any]:
+    """``net.forward`` compiled; if compiling fails (at creation or, as compilation is lazy,
+    at the first call: no C compiler, an unsupported operation), the eager one, with a note."""
+    eager = net.forward
+
+    def give_up(exc: Exception) -> Callable[..., Any]:
+        cause = getattr(exc, "inner_exception", None) or exc  # the backend's own error
+        text = str(cause).strip()
+        why = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+        print(f"note: torch.compile failed for {name}; running it eager ({why[:200]})",
+              file=sys.stderr)
+        net.forward = eager
+        return eager
+
+    try:
+        compiled = torch.compile(eager)
+    except Exception as exc:  # compile support varies by platform and version
+        return give_up(exc)
+
+    def first_call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            out = compiled(*args, **kwargs)
+        except Exception as exc:
+            return give_up(exc)(*args, **kwargs)
+        net.forward = compiled
+        return out
+
+    return first_call
 
 
 def _prepare_run_dir(run_dir: Path, spec: ModelSpec, train_cfg: TrainConfig, model_config: Any,
@@ -543,6 +539,27 @@ def restore_state(
     return int(state["step"]), fixed, partial
 
 
+# Chosen by the optimizer's maker for this device (fused Adam on CUDA), not run state.
+_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Load an optimizer's state saved on any device, fitted to this one.
+
+    The saved groups carry the saving device's implementation flags (CPU -> GPU would drop
+    fused Adam), and the state tensors its memory layout (GPU -> CPU would pair
+    channels-last moments with contiguous parameters): both follow this run's optimizer.
+    """
+    own = [{k: g[k] for k in _IMPLEMENTATION_FLAGS if k in g} for g in opt.param_groups]
+    groups = [{**g, **flags} for g, flags in zip(saved["param_groups"], own, strict=True)]
+    opt.load_state_dict({**saved, "param_groups": groups})
+    for param, state in opt.state.items():
+        for key, value in state.items():
+            if (isinstance(value, torch.Tensor) and value.shape == param.shape
+                    and value.stride() != param.stride()):
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def _matching_fixed(saved: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor],
                     folder: Path) -> dict[str, torch.Tensor]:
     """The checkpoint's fixed sample inputs, if they have the keys and shapes this model uses."""
@@ -659,68 +676,56 @@ class RunOutputs:
             plot_losses(self.losses.path, self.run.run_dir / "logs" / "losses.png")
 
 
-def _maybe_compile(model: GANModel) -> GANModel:
-    """Compile each network's ``forward`` in place; a network that cannot compile stays eager.
+class LossLog:
+    """Losses as CSV rows, one per log interval.
 
-    In place, not wrapped: ``model.nets`` keeps the eager modules, so checkpoints keep their
-    keys (a wrapper would add ``_orig_mod.``) and every later command can load them.
-    Double backward (a gradient penalty) cannot go through a compiled graph, so
-    :func:`~translator.gan.gradient_penalty` runs its network eagerly.
+    A loss may first be returned after the first row (WGAN's generator loss every
+    ``n_critic`` steps): the file is then rewritten with the wider header, earlier rows
+    leaving its cell empty. On resume, rows past the resumed step are dropped, as is a row
+    a kill cut short (its step may be a prefix of the real one).
     """
-    for name, net in model.nets.items():
-        net.forward = _compiled_or_eager(name, net)
-    return model
+
+    def __init__(self, path: Path, resume_step: int | None) -> None:
+        self.path = path
+        self.columns: list[str] = []
+        if resume_step is not None and path.is_file():
+            rows = [r for r in self._rows() if _logged_step(r) <= resume_step]
+            self._rewrite(rows)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("")
+
+    def append(self, step: int, losses: dict[str, float]) -> None:
+        new = [name for name in losses if name not in self.columns]
+        if new:
+            rows = self._rows() if self.columns else []
+            self.columns += new
+            self._rewrite(rows)
+        with open(self.path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, ["step", *self.columns])
+            writer.writerow({"step": step, **{k: f"{v:.6g}" for k, v in losses.items()}})
+
+    def _rows(self) -> list[dict[str, str]]:
+        """The rows on disk; also takes the columns from the header."""
+        with open(self.path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+        self.columns = [c for c in reader.fieldnames or [] if c != "step"]
+        return rows
+
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
+            if self.columns:
+                writer = csv.DictWriter(fh, ["step", *self.columns], restval="")
+                writer.writeheader()
+                writer.writerows(rows)
 
 
-def _compiled_or_eager(name: str, net: torch.nn.Module) -> Callable[..., Any]:
-    """``net.forward`` compiled; if compiling fails (at creation or, as compilation is lazy,
-    at the first call: no C compiler, an unsupported operation), the eager one, with a note."""
-    eager = net.forward
-
-    def give_up(exc: Exception) -> Callable[..., Any]:
-        cause = getattr(exc, "inner_exception", None) or exc  # the backend's own error
-        text = str(cause).strip()
-        why = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
-        print(f"note: torch.compile failed for {name}; running it eager ({why[:200]})",
-              file=sys.stderr)
-        net.forward = eager
-        return eager
-
-    try:
-        compiled = torch.compile(eager)
-    except Exception as exc:  # compile support varies by platform and version
-        return give_up(exc)
-
-    def first_call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            out = compiled(*args, **kwargs)
-        except Exception as exc:
-            return give_up(exc)(*args, **kwargs)
-        net.forward = compiled
-        return out
-
-    return first_call
-
-
-# Chosen by the optimizer's maker for this device (fused Adam on CUDA), not run state.
-_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
-    """Load an optimizer's state saved on any device, fitted to this one.
-
-    The saved groups carry the saving device's implementation flags (CPU -> GPU would drop
-    fused Adam), and the state tensors its memory layout (GPU -> CPU would pair
-    channels-last moments with contiguous parameters): both follow this run's optimizer.
-    """
-    own = [{k: g[k] for k in _IMPLEMENTATION_FLAGS if k in g} for g in opt.param_groups]
-    groups = [{**g, **flags} for g, flags in zip(saved["param_groups"], own, strict=True)]
-    opt.load_state_dict({**saved, "param_groups": groups})
-    for param, state in opt.state.items():
-        for key, value in state.items():
-            if (isinstance(value, torch.Tensor) and value.shape == param.shape
-                    and value.stride() != param.stride()):
-                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+def _logged_step(row: dict[str, str | None]) -> float:
+    """A CSV row's step; infinity for a row with too few or too many cells (dropped)."""
+    step = row.get("step") or ""
+    whole = None not in row and None not in row.values()
+    return int(step) if whole and step.isdigit() else math.inf
 
 
 def latest_step(run_dir: Path) -> int:
