@@ -59,3 +59,11 @@ def test_a_wgan_run_logging_more_often_than_its_generator_steps_logs_the_generat
     # The generator trains on steps 5 and 10 (1-based): the rows of steps 6 and 10.
     assert [r["step"] for r in rows] == ["2", "4", "6", "8", "10"]
     assert [r["G"] != "" for r in rows] == [False, False, True, False, True]
+
+
+def test_resume_before_the_first_row_starts_an_empty_log(tmp_path):
+    path = tmp_path / "losses.csv"
+    LossLog(path, None)  # a run killed before its first log row leaves the file empty
+    resumed = LossLog(path, 0)
+    resumed.append(3, {"D": 1.0})
+    assert [(r["step"], r["D"]) for r in read_rows(path)] == [("3", "1")]

@@ -171,7 +171,7 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
     train_cfg, domains, augment = _open_training_data(train_cfg, spec, dist_info)
     total = total_steps_for(train_cfg, domains, dist_info.world_size)
     run_dir = _run_dir(train_cfg, spec, dist_info, fresh=resume is None)
-    caches = {}
+    caches: dict[str, Any] = {}
     if train_cfg.cache and dist_info.is_main:
         caches = create_caches(domains, run_dir / "cache", train_cfg.size, augment)
     if dist_info.enabled:
@@ -325,7 +325,7 @@ def _build_model(
         model.to(memory_format=torch.channels_last)
     optimizers = model.configure_optimizers()
     schedulers = model.configure_schedulers(optimizers, total)
-    scalers = {}
+    scalers: dict[int, Any] = {}
     if amp_dtype == torch.float16:
         scalers = {id(o): torch.amp.GradScaler("cuda") for o in optimizers.values()}
     diffaug = DiffAugment(train_cfg.diffaug, train_cfg.seed, dist_info.rank, device)
@@ -710,7 +710,8 @@ class LossLog:
         with open(self.path, newline="") as fh:
             reader = csv.DictReader(fh)
             rows = list(reader)
-        self.columns = [c for c in reader.fieldnames or [] if c != "step"]
+            # Read while open: an empty file's header is looked for on first access.
+            self.columns = [c for c in reader.fieldnames or [] if c != "step"]
         return rows
 
     def _rewrite(self, rows: list[dict[str, str]]) -> None:
