@@ -81,6 +81,19 @@ def test_pruning_renames_aside_first_and_leftovers_are_cleaned(run_cli, tmp_path
     assert sorted(p.name for p in ckpts.iterdir() if p.name.startswith(".")) == []
 
 
+def test_a_finished_run_killed_while_pruning_is_cleaned_on_resume(run_cli, tmp_path):
+    run = tmp_path / "run"
+    _train(run_cli, run, "--steps", "2", "--checkpoint-every", "1", "--keep-last", "1")
+    # What a kill while pruning after the final checkpoint leaves.
+    leftover = run / "checkpoints" / ".step-0000001.deleting"
+    leftover.mkdir()
+    (leftover / "state.json").write_text("{}")
+    result = run_cli("train", "--resume", run)
+    assert result.exit_code != 0 and "already finished" in result.output
+    assert _one_error_line(result.output)
+    assert not leftover.exists()
+
+
 def test_latest_cannot_point_outside_the_run(run_cli, tmp_path):
     run = tmp_path / "run"
     _train(run_cli, run, "--steps", "2", "--checkpoint-every", "1", "--keep-last", "4")

@@ -171,6 +171,10 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
     train_cfg, domains, augment = _open_training_data(train_cfg, spec, dist_info)
     total = total_steps_for(train_cfg, domains, dist_info.world_size)
     run_dir = _run_dir(train_cfg, spec, dist_info, fresh=resume is None)
+    if dist_info.is_main:
+        # Before anything can end set-up: a run killed while pruning after its final
+        # checkpoint is reported finished below, and must not keep its leftovers.
+        clean_leftovers(run_dir / "checkpoints")
     caches: dict[str, Any] = {}
     if train_cfg.cache and dist_info.is_main:
         caches = create_caches(domains, run_dir / "cache", train_cfg.size, augment)
@@ -382,7 +386,6 @@ def _prepare_run_dir(run_dir: Path, spec: ModelSpec, train_cfg: TrainConfig, mod
                      domains: dict[str, ImageList], fresh: bool) -> None:
     for sub in ("checkpoints", "samples", "logs"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    clean_leftovers(run_dir / "checkpoints")
     if fresh:
         write_run_config(run_dir, spec, dataclasses.replace(train_cfg, model=spec.name),
                          model_config, describe_data(domains))
