@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from runtime_helpers import make_generator_model, make_invert_model
@@ -49,15 +51,46 @@ def test_deeply_nested_json_is_a_400(client):
     assert r.status_code == 400 and "JSON" in r.json()["error"]
 
 
-def test_connections_that_never_finish_their_headers_are_closed(models):
+@contextmanager
+def _connection_to_strict_server(models) -> Iterator[socket.socket]:
+    """A raw connection to a server with a 0.5 s header timeout."""
     from translator.serve import create_app
     from translator.serve.server import serve_in_background
 
     app = create_app(models[:1], options=RuntimeOptions(provider="cpu"), log=lambda _m: None)
     with serve_in_background(app, header_timeout=0.5) as url:
         port = int(url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            start = time.monotonic()
-            assert s.recv(100) == b""  # closed by the server, not by our timeout
-            assert time.monotonic() - start < 4
+        with socket.create_connection(("127.0.0.1", port), timeout=4) as s:
+            yield s
+
+
+def test_connections_that_never_finish_their_headers_are_closed(models):
+    with _connection_to_strict_server(models) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        start = time.monotonic()
+        assert s.recv(100) == b""  # closed by the server, not by our timeout
+        assert time.monotonic() - start < 3
+
+
+def _read_response(s: socket.socket) -> bytes:
+    """One whole response with a Content-Length body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(ln.split(b":")[1]) for ln in head.split(b"\r\n")
+                  if ln.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += s.recv(65536)
+    return head
+
+
+def test_keep_alive_connections_that_trickle_a_later_request_are_closed(models):
+    with _connection_to_strict_server(models) as s:
+        s.sendall(b"GET /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(s).startswith(b"HTTP/1.1 200")
+        # Data arriving stops uvicorn's keep-alive timer; only the header timeout is left.
+        s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        start = time.monotonic()
+        assert s.recv(100) == b""  # closed by the server, not by our timeout
+        assert time.monotonic() - start < 3

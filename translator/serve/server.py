@@ -26,25 +26,39 @@ def bind(host: str, port: int) -> socket.socket:
         raise GantoolError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-#: Seconds a new connection has to send its request's headers before it is closed.
+#: Seconds a connection has to send a request's headers (its first, or the next one on a
+#: kept-alive connection) before it is closed.
 HEADER_TIMEOUT = 10.0
 #: Connections served at once; more are answered 503 at once instead of queueing.
 MAX_CONNECTIONS = 100
 
 
 def _header_timeout_protocol(seconds: float) -> type:
-    """uvicorn's h11 protocol, closing connections that do not finish their first
-    request's headers within ``seconds`` (uvicorn times out idle keep-alive connections,
-    but not one that trickles or never sends its headers)."""
+    """uvicorn's h11 protocol, closing connections that do not finish a request's headers
+    within ``seconds`` of connecting or of their previous response (uvicorn's keep-alive
+    timeout stops at the first byte, so it misses one that trickles its headers)."""
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeaderTimeoutProtocol(H11Protocol):
+        _header_timer: Any = None
+
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            self._await_headers()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._await_headers()
+
+        def _await_headers(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
             self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
 
         def _headers_too_slow(self) -> None:
-            if self.cycle is None and not self.transport.is_closing():
+            # h11 leaves IDLE once a request's headers are complete.
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
                 self.transport.close()
 
         def connection_lost(self, exc: Exception | None) -> None:
