@@ -87,6 +87,32 @@ def test_file_source_is_processed_in_full_and_in_order(tmp_path, model):
     assert count_frames(out) == (20, 10.0, 128, 48)
 
 
+def test_file_source_over_the_pixel_cap_is_refused(tmp_path, model, monkeypatch):
+    clip = write_video(tmp_path / "clip.mp4", frames=5, size=(96, 64), fps=10.0)
+    monkeypatch.setenv("GANTOOL_MAX_PIXELS", str(96 * 64 - 1))
+    with pytest.raises(GantoolError, match="too large.*GANTOOL_MAX_PIXELS"):
+        webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), source=clip,
+                          window=False, record=tmp_path / "out.mp4", log=lambda m: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+@pytest.mark.parametrize("stop", [OSError("disk full"), KeyboardInterrupt()])
+def test_failed_or_interrupted_recording_leaves_no_file(tmp_path, model, monkeypatch, stop):
+    clip = write_video(tmp_path / "clip.mp4", frames=20, size=(64, 48), fps=10.0)
+    write = webcam.VideoOutput.write
+
+    def write_then_stop(self, frame):
+        if self.frames == 3:
+            raise stop
+        write(self, frame)
+
+    monkeypatch.setattr(webcam.VideoOutput, "write", write_then_stop)
+    with pytest.raises(type(stop)):
+        webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), source=clip,
+                          window=False, record=tmp_path / "out.mp4", log=lambda m: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
 def test_capture_thread_newest_frame_wins():
     cam = FakeCamera(30, after="block")
     thread = CaptureThread(cam, live=True, maxsize=1).start()

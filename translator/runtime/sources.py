@@ -48,6 +48,20 @@ class VideoProps:
     frames: int
 
 
+def check_frame_pixels(name: str, capture: Any) -> None:
+    """Release ``capture`` (an opened ``cv2.VideoCapture``) and raise :class:`GantoolError`
+    when video ``name``'s frames are over the pixel cap."""
+    import cv2
+
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    pixels, cap = width * height, max_pixels()
+    if pixels > cap:
+        capture.release()
+        raise GantoolError(f"video {name} is too large ({width}x{height} = {pixels:,} pixels "
+                           f"a frame; the limit is {cap:,}, set by {MAX_PIXELS_ENV})")
+
+
 class VideoReader:
     """A video file's frames in order, as RGB."""
 
@@ -71,11 +85,7 @@ class VideoReader:
             height=int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
             frames=max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))),
         )
-        pixels, cap = self.props.width * self.props.height, max_pixels()
-        if pixels > cap:
-            self.cap.release()
-            raise GantoolError(f"video {self.path.name} is too large ({self.props.width}x{self.props.height} "
-                               f"= {pixels:,} pixels a frame; the limit is {cap:,}, set by {MAX_PIXELS_ENV})")
+        check_frame_pixels(self.path.name, self.cap)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         while True:

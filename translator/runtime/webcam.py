@@ -23,7 +23,7 @@ from translator.safe_write import atomic_path
 from .options import RuntimeOptions
 from .pipeline import FaceOptions, FramePipeline
 from .session import Log, stderr_log
-from .sources import CaptureThread, is_video_path, open_camera, quiet_opencv
+from .sources import CaptureThread, check_frame_pixels, is_video_path, open_camera, quiet_opencv
 from .stages import END, Frame, LatencyStats, Mailbox, Stage
 from .video import VideoOutput
 
@@ -80,6 +80,7 @@ def _open_source(camera: int, source: str | os.PathLike | None) -> tuple[Any, bo
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise GantoolError(f"cannot open video {path} (not a video OpenCV can read)")
+    check_frame_pixels(path.name, cap)
     return cap, False, path.name
 
 
@@ -162,6 +163,7 @@ def run_webcam(
     timeout = frame_timeout if live else max(frame_timeout, 30.0)
     stream = _Stream(pipe, capture, live, controls, timeout).start()
     fps, last, began = 0.0, time.perf_counter(), time.perf_counter()
+    failed = True
     try:
         while max_frames is None or result.frames < max_frames:
             frame = stream.next()
@@ -204,12 +206,13 @@ def run_webcam(
             stream.stats.add(frame, time.perf_counter())
         else:
             result.ended = "max-frames"
+        failed = False
     finally:
         stream.stop()
         capture.stop()
         result.dropped = capture.dropped + stream.dropped
         if writer is not None:
-            _finish_recording(writer, log)
+            _finish_recording(writer, log, failed)
         if window:
             cv2.destroyAllWindows()
         cv2.setNumThreads(opencv_threads)
@@ -305,11 +308,13 @@ class _Stream:
         self.feeder.join(1.0)
 
 
-def _finish_recording(writer: VideoOutput, log: Log) -> None:
-    """Keep what was recorded, however the loop ended (a file needs at least one frame)."""
-    if writer.frames == 0:
+def _finish_recording(writer: VideoOutput, log: Log, failed: bool) -> None:
+    """Keep what was recorded when the loop ended normally; after an error or Ctrl+C the
+    unfinished file is thrown away, never left at the record path."""
+    if failed or writer.frames == 0:
         writer.abort()
-        log(f"Nothing recorded to {writer.path} (no frames)")
+        why = "stopped by an error or Ctrl+C" if failed else "no frames"
+        log(f"Nothing recorded to {writer.path} ({why})")
     else:
         writer.close()
 
