@@ -127,7 +127,7 @@ def translate_command(run: str, inputs: tuple[str, ...], output: str | None, dir
     type=click.Path(dir_okay=False),
     metavar="FILE.mp4",
     help="Also write the translated stream to a video file (kept when the stream ends, "
-    "--max-frames is reached or q is pressed; not after an error or Ctrl+C).",
+    "--max-frames is reached, q or Ctrl+C is pressed; not after an error).",
 )
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames.")
 @click.option("--detect-every", type=click.IntRange(min=1), default=3, show_default=True,

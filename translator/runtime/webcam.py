@@ -207,6 +207,10 @@ def run_webcam(
         else:
             result.ended = "max-frames"
         failed = False
+    except KeyboardInterrupt:
+        # Ctrl+C is how a headless session ends: what was recorded so far is kept.
+        result.ended = "interrupted"
+        failed = False
     finally:
         stream.stop()
         capture.stop()
@@ -309,11 +313,11 @@ class _Stream:
 
 
 def _finish_recording(writer: VideoOutput, log: Log, failed: bool) -> None:
-    """Keep what was recorded when the loop ended normally; after an error or Ctrl+C the
+    """Keep what was recorded when the loop ended normally or by Ctrl+C; after an error the
     unfinished file is thrown away, never left at the record path."""
     if failed or writer.frames == 0:
         writer.abort()
-        why = "stopped by an error or Ctrl+C" if failed else "no frames"
+        why = "stopped by an error" if failed else "no frames"
         log(f"Nothing recorded to {writer.path} ({why})")
     else:
         writer.close()
