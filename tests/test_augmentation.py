@@ -12,7 +12,7 @@ from translator.augmentation import choose_augmentation
 from translator.config import TrainConfig
 from translator.data import ImageList
 from translator.data.pipeline import Augmentation, StepBatches, limit_images, prepare
-from translator.diffaugment import DiffAugment
+from translator.diffaugment import DiffAugment, resolve_policy
 from translator.errors import GantoolError
 from translator.gan import StepContext
 from translator.registry import get_registry
@@ -38,6 +38,13 @@ def test_digits_declare_that_a_mirror_image_is_another_image():
     assert _choose("demo", flip=False)[1].flip is False
     assert _choose("digits", flip=True)[1].flip is True  # the user's word wins
     assert _choose("demo", preprocess="none")[1].preprocess == "none"
+
+
+def test_diffaug_auto_is_on_for_small_generation_sets_only():
+    assert resolve_policy("auto", "translation", 20) == ("none", "auto: off for translation models")
+    assert resolve_policy("auto", "generation", 20)[0] == "color,translation,cutout"
+    assert resolve_policy("auto", "generation", 5000)[0] == "none"
+    assert resolve_policy("cutout,color", "translation", 20)[0] == "cutout,color"
 
 
 def _lopsided(n: int) -> ImageList:
@@ -109,7 +116,7 @@ def test_the_loop_uses_records_and_restores_the_augmentation(tmp_path, monkeypat
     assert "augmentation: preprocess resize-and-crop, no flip" in capsys.readouterr().err
     recorded = json.loads((run / "config.json").read_text())["train"]
     assert recorded["flip"] is False and recorded["preprocess"] == "resize-and-crop"
-    assert recorded["max_images"] == 12 and recorded["diffaug"] == "color,translation,cutout"
+    assert recorded["max_images"] == 12 and recorded["diffaug"] == "none"
 
     train(TrainConfig(steps=3), resume=run, progress=False)
     assert seen[-1] == (Augmentation("resize-and-crop", flip=False), {"a": 12, "b": 12})
