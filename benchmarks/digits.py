@@ -2,6 +2,7 @@
 and score their samples with an independent digit classifier.
 
     python benchmarks/digits.py --models dcgan wgan wgan-gp --steps 3000
+    python benchmarks/digits.py --models dcgan --max-images 20 --set diffaug=none
 
 Prints a table: classes covered (of 10) and the classifier's mean top probability on 500
 samples, next to the same figures for real digits and for the untrained generator.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from variants import overrides
 
 from translator.config import TrainConfig
 from translator.data.builtin import digit_images
@@ -35,13 +37,16 @@ def samples(run: Path, n: int = 500) -> np.ndarray:
         return to_uint8(gen.module(noise))
 
 
-def run_model(name: str, steps: int, batch: int, out: Path, seed: int) -> dict:
+def run_model(name: str, steps: int, batch: int, out: Path, seed: int,
+              max_images: int | None = None, variant: list[str] = ()) -> dict:
     spec = get_registry().model(name)
-    cfg = TrainConfig(model=name, data="digits", size=32, steps=steps, batch_size=batch,
-                      seed=seed, out=str(out / name), log_every=50, sample_every=steps,
-                      checkpoint_every=steps)
+    train_values, model_values = overrides(list(variant), spec.config)
+    cfg = TrainConfig(**{"model": name, "data": "digits", "size": 32, "steps": steps,
+                         "batch_size": batch, "seed": seed, "out": str(out / name),
+                         "log_every": 50, "sample_every": steps, "checkpoint_every": steps,
+                         "max_images": max_images, **train_values})
     began = time.perf_counter()
-    train(cfg, spec.config(), progress=False)
+    train(cfg, spec.config(**model_values), progress=False)
     seconds = time.perf_counter() - began
     score = score_digits(samples(out / name))
     return {"model": name, "steps": steps, "seconds": round(seconds), **score.as_row(),
@@ -55,6 +60,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-images", type=int, default=None, help="train on N digits")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="a variant: training or model config fields, e.g. diffaug=none")
     parser.add_argument("--out", type=Path, default=None, help="keep runs here")
     parser.add_argument("--score", type=Path, nargs="+", default=None, metavar="RUN",
                         help="only score existing runs (e.g. after gantool train --resume)")
@@ -75,7 +83,8 @@ def main() -> None:
         rows.append({"model": "untrained generator",
                      **score_digits(to_uint8(untrained.nets["G"](noise))).as_row()})
     for name in args.models:
-        rows.append(run_model(name, args.steps, args.batch_size, out, args.seed))
+        rows.append(run_model(name, args.steps, args.batch_size, out, args.seed,
+                              args.max_images, args.set))
         print(rows[-1], flush=True)
 
     print(f"\ndigits 32 px, batch {args.batch_size}, torch {torch.__version__}, "

@@ -24,8 +24,9 @@ import warnings
 from pathlib import Path
 
 import torch
+from variants import overrides
 
-from translator.config import TrainConfig, config_from_dict, field_types
+from translator.config import TrainConfig, config_from_dict
 from translator.data.pipeline import to_tensor, to_uint8
 from translator.metrics import target_shares
 from translator.registry import get_registry
@@ -51,26 +52,6 @@ def evaluate(run: Path) -> dict[str, float]:
         out[f"{direction} not a digit"] = not_digit
         out[f"cycle L1 {key}"] = float((rec - images).abs().mean() / 2)
     return out
-
-
-def overrides(pairs: list[str], model_config_cls: type) -> tuple[dict, dict]:
-    """``key=value`` words split into TrainConfig and model config values (parsed as JSON)."""
-    train_names, model_names = set(field_types(TrainConfig)), set(field_types(model_config_cls))
-    train_values, model_values = {}, {}
-    for pair in pairs:
-        key, _, text = pair.partition("=")
-        key = key.replace("-", "_")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        if key in train_names:
-            train_values[key] = value
-        elif key in model_names:
-            model_values[key] = value
-        else:
-            raise SystemExit(f"Error: --set {key}: not a training or {model_config_cls.__name__} field")
-    return train_values, model_values
 
 
 def run(args: argparse.Namespace, out: Path) -> Path:
