@@ -170,3 +170,25 @@ def test_resume_with_diffaug_matches_an_uninterrupted_run(tmp_path):
     plain = load_model(tmp_path / "plain")[0].nets.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], plain[k]) for k in a)  # the augmentation was really on
+
+
+@pytest.mark.parametrize("name", ["cyclegan", "dcgan", "wgan-gp"])
+def test_built_in_models_show_their_discriminators_only_augmented_images(name):
+    spec = get_registry().model(name)
+    small = {"ngf": 4, "ndf": 4, "size": 32, **({"blocks": 1} if name == "cyclegan" else {})}
+    model = spec.build(spec.config(**small))
+    model.configure_optimizers()
+    shapes = []
+
+    def spy(step, call, *images):
+        shapes.append(len(images))
+        return tuple(x * 0 for x in images)  # blank, still differentiable: the step runs
+
+    ctx = StepContext(torch.device("cpu"), augmentation=spy)
+    ctx.global_step = 4 if name == "wgan-gp" else 0  # a step where the generator learns too
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    batch = {"a": x, "b": x} if spec.kind == "translation" else {"images": x}
+    model.train_step(batch, ctx)
+    # Generator updates augment the fakes alone; discriminator updates real and fake together.
+    expected = [1, 1, 2, 2] if name == "cyclegan" else [2, 1]
+    assert shapes == expected
