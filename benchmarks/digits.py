@@ -2,6 +2,7 @@
 and score their samples with an independent digit classifier.
 
     python benchmarks/digits.py --models dcgan wgan wgan-gp --steps 3000
+    python benchmarks/digits.py --models dcgan --max-images 20 --set diffaug=none
 
 Prints a table: classes covered (of 10) and the classifier's mean top probability on 500
 samples, next to the same figures for real digits and for the untrained generator.
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 from translator.plugins.datasets.digit_reading import score_digits
 from translator.plugins.datasets.digits import digit_images
+from variants import overrides
 
 from translator.config import TrainConfig
 from translator.data.pipeline import to_uint8
@@ -32,13 +34,16 @@ def score_run(run: Path, n: int = 500) -> dict:
     return {"mean_top_p": round(figures["mean top p"], 3), "classes": figures["classes covered"]}
 
 
-def run_model(name: str, steps: int, batch: int, out: Path, seed: int) -> dict:
+def run_model(name: str, steps: int, batch: int, out: Path, seed: int,
+              max_images: int | None = None, variant: list[str] = ()) -> dict:
     spec = get_registry().model(name)
-    cfg = TrainConfig(model=name, data="digits", size=32, steps=steps, batch_size=batch,
-                      seed=seed, out=str(out / name), log_every=50, sample_every=steps,
-                      checkpoint_every=steps)
+    train_values, model_values = overrides(list(variant), spec.config)
+    cfg = TrainConfig(**{"model": name, "data": "digits", "size": 32, "steps": steps,
+                         "batch_size": batch, "seed": seed, "out": str(out / name),
+                         "log_every": 50, "sample_every": steps, "checkpoint_every": steps,
+                         "max_images": max_images, **train_values})
     began = time.perf_counter()
-    train(cfg, spec.config(), progress=False)
+    train(cfg, spec.config(**model_values), progress=False)
     seconds = time.perf_counter() - began
     return {"model": name, "steps": steps, "seconds": round(seconds), **score_run(out / name),
             "run": str(out / name)}
@@ -51,6 +56,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-images", type=int, default=None, help="train on N digits")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="a variant: training or model config fields, e.g. diffaug=none")
     parser.add_argument("--out", type=Path, default=None, help="keep runs here")
     parser.add_argument("--score", type=Path, nargs="+", default=None, metavar="RUN",
                         help="only score existing runs (e.g. after gantool train --resume)")
@@ -71,7 +79,8 @@ def main() -> None:
         rows.append({"model": "untrained generator",
                      **score_digits(to_uint8(untrained.nets["G"](noise))).as_row()})
     for name in args.models:
-        rows.append(run_model(name, args.steps, args.batch_size, out, args.seed))
+        rows.append(run_model(name, args.steps, args.batch_size, out, args.seed,
+                              args.max_images, args.set))
         print(rows[-1], flush=True)
 
     print(f"\ndigits 32 px, batch {args.batch_size}, torch {torch.__version__}, "

@@ -24,8 +24,9 @@ import warnings
 from pathlib import Path
 
 import torch
+from variants import overrides
 
-from translator.config import TrainConfig, config_from_dict, field_types
+from translator.config import TrainConfig, config_from_dict
 from translator.evaluate import evaluate_run
 from translator.registry import get_registry
 from translator.runs import read_run_config
@@ -35,26 +36,6 @@ from translator.training import train
 def evaluate(run: Path) -> dict[str, float]:
     """``gantool evaluate``'s figures of the run's held-out digits, by column label."""
     return evaluate_run(run, progress=False).flat()
-
-
-def overrides(pairs: list[str], model_config_cls: type) -> tuple[dict, dict]:
-    """``key=value`` words split into TrainConfig and model config values (parsed as JSON)."""
-    train_names, model_names = set(field_types(TrainConfig)), set(field_types(model_config_cls))
-    train_values, model_values = {}, {}
-    for pair in pairs:
-        key, _, text = pair.partition("=")
-        key = key.replace("-", "_")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        if key in train_names:
-            train_values[key] = value
-        elif key in model_names:
-            model_values[key] = value
-        else:
-            raise SystemExit(f"Error: --set {key}: not a training or {model_config_cls.__name__} field")
-    return train_values, model_values
 
 
 def run(args: argparse.Namespace, out: Path) -> Path:

@@ -12,7 +12,7 @@ from translator.augmentation import choose_augmentation
 from translator.config import TrainConfig
 from translator.data import ImageList
 from translator.data.pipeline import Augmentation, StepBatches, limit_images, prepare
-from translator.diffaugment import DiffAugment
+from translator.diffaugment import DiffAugment, resolve_policy
 from translator.errors import GantoolError
 from translator.gan import StepContext
 from translator.registry import get_registry
@@ -38,6 +38,13 @@ def test_digits_declare_that_a_mirror_image_is_another_image():
     assert _choose("demo", flip=False)[1].flip is False
     assert _choose("digits", flip=True)[1].flip is True  # the user's word wins
     assert _choose("demo", preprocess="none")[1].preprocess == "none"
+
+
+def test_diffaug_auto_is_on_for_small_generation_sets_only():
+    assert resolve_policy("auto", "translation", 20) == ("none", "auto: off for translation models")
+    assert resolve_policy("auto", "generation", 20)[0] == "color,translation,cutout"
+    assert resolve_policy("auto", "generation", 5000)[0] == "none"
+    assert resolve_policy("cutout,color", "translation", 20)[0] == "cutout,color"
 
 
 def _lopsided(n: int) -> ImageList:
@@ -109,7 +116,7 @@ def test_the_loop_uses_records_and_restores_the_augmentation(tmp_path, monkeypat
     assert "augmentation: preprocess resize-and-crop, no flip" in capsys.readouterr().err
     recorded = json.loads((run / "config.json").read_text())["train"]
     assert recorded["flip"] is False and recorded["preprocess"] == "resize-and-crop"
-    assert recorded["max_images"] == 12 and recorded["diffaug"] == "color,translation,cutout"
+    assert recorded["max_images"] == 12 and recorded["diffaug"] == "none"
 
     train(TrainConfig(steps=3), resume=run, progress=False)
     assert seen[-1] == (Augmentation("resize-and-crop", flip=False), {"a": 12, "b": 12})
@@ -163,3 +170,25 @@ def test_resume_with_diffaug_matches_an_uninterrupted_run(tmp_path):
     plain = load_model(tmp_path / "plain")[0].nets.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], plain[k]) for k in a)  # the augmentation was really on
+
+
+@pytest.mark.parametrize("name", ["cyclegan", "dcgan", "wgan-gp"])
+def test_built_in_models_show_their_discriminators_only_augmented_images(name):
+    spec = get_registry().model(name)
+    small = {"ngf": 4, "ndf": 4, "size": 32, **({"blocks": 1} if name == "cyclegan" else {})}
+    model = spec.build(spec.config(**small))
+    model.configure_optimizers()
+    shapes = []
+
+    def spy(step, call, *images):
+        shapes.append(len(images))
+        return tuple(x * 0 for x in images)  # blank, still differentiable: the step runs
+
+    ctx = StepContext(torch.device("cpu"), augmentation=spy)
+    ctx.global_step = 4 if name == "wgan-gp" else 0  # a step where the generator learns too
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    batch = {"a": x, "b": x} if spec.kind == "translation" else {"images": x}
+    model.train_step(batch, ctx)
+    # Generator updates augment the fakes alone; discriminator updates real and fake together.
+    expected = [1, 1, 2, 2] if name == "cyclegan" else [2, 1]
+    assert shapes == expected

@@ -65,8 +65,8 @@ def _translation_shares(model, test) -> list[float]:
 
 
 def test_cyclegan_learns_to_turn_held_out_sixes_into_nines_and_back(tmp_path):
-    # Small networks and 150 steps: about 15 s on two idle cores. DiffAugment is off
-    # because it slows the first few hundred steps (BENCHMARKS.md); this checks the step.
+    # Small networks and 150 steps: under a minute on two shared cores. DiffAugment off,
+    # as translation models train by default (it slows the first steps, BENCHMARKS.md).
     spec = get_registry().model("cyclegan")
     small = spec.config(ngf=8, ndf=8, blocks=2, size=32)
     cfg = TrainConfig(model="cyclegan", data="digits", domain_a="6", domain_b="9", size=32,

@@ -30,7 +30,8 @@ def choose_augmentation(
         if dataset.flip_changes_meaning:
             flip, why = False, f"{dataset.name}: a mirrored image means something else"
     data_aug = Augmentation(train.preprocess or default.preprocess, flip)
-    policy, policy_why = resolve_policy(train.diffaug, max(len(d) for d in domains.values()))
+    largest = max(len(d) for d in domains.values())
+    policy, policy_why = resolve_policy(train.diffaug, spec.kind, largest)
     resolved = dataclasses.replace(train, preprocess=data_aug.preprocess, flip=flip,
                                    diffaug=policy)
     line = f"augmentation: {data_aug.describe()} ({why}); DiffAugment {policy} ({policy_why})"

@@ -42,7 +42,7 @@ class TrainConfig:
     diffaug: str = field(default="auto", metadata={
         "help": "differentiable augmentation of every image the discriminator sees (Zhao "
                 "et al. 2020): a comma list of color, translation, cutout, or none; auto: "
-                "all three when the largest domain has at most 1000 images, else none"})
+                "all three for generation models on at most 1000 images, else none"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     precision: str = field(default="auto", metadata={
         "help": "auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",

@@ -24,8 +24,10 @@ from .errors import GantoolError
 
 OPERATIONS = ("color", "translation", "cutout")
 ALL = ",".join(OPERATIONS)
-#: ``--diffaug auto`` turns augmentation on when the largest domain has at most this many
-#: images (BENCHMARKS.md: it helps at 20 images per digit; measured where it stops helping).
+#: ``--diffaug auto`` turns augmentation on for generation models whose largest domain has
+#: at most this many images, and never for translation models: on CycleGAN with real digits
+#: it learned less at 20 and at ~145 images per domain than without (BENCHMARKS.md), the
+#: cycle loss already keeping the generators from a memorising discriminator's lead.
 AUTO_MAX_IMAGES = 1000
 
 Draw = Callable[[torch.Tensor, torch.Generator], dict[str, torch.Tensor]]
@@ -43,13 +45,15 @@ def parse_policy(text: str) -> tuple[str, ...]:
     return ops
 
 
-def resolve_policy(text: str, largest_domain: int) -> tuple[str, str]:
-    """The policy ``--diffaug`` means for this data, and a note saying why (for the log)."""
+def resolve_policy(text: str, kind: str, largest_domain: int) -> tuple[str, str]:
+    """The policy ``--diffaug`` means for this model kind and data, and a note saying why."""
     if text != "auto":
         return ",".join(parse_policy(text)) or "none", "as asked"
+    if kind == "translation":
+        return "none", "auto: off for translation models"
     if largest_domain <= AUTO_MAX_IMAGES:
-        return ALL, f"auto: at most {AUTO_MAX_IMAGES} images per domain"
-    return "none", f"auto: more than {AUTO_MAX_IMAGES} images per domain"
+        return ALL, f"auto: at most {AUTO_MAX_IMAGES} images"
+    return "none", f"auto: more than {AUTO_MAX_IMAGES} images"
 
 
 class DiffAugment:
