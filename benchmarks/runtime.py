@@ -17,7 +17,9 @@ End to end: ``run_webcam`` (the ``gantool webcam`` loop without a window) on a s
 about, with the ``--e2e-model`` variant's ONNX file, with and without ``--faces``.
 
 Precision table: per variant, fp32 and int8 (gantool's int8 quantizer, calibrated on
-scikit-image photos; PSNR of its output against fp32 on other photos) as the model alone
+scikit-image photos and scored by PSNR against fp32 on other photos; with ``--run
+VARIANT=RUN``, a trained run's generator, calibrated and scored on its own training images
+as ``gantool export onnx --int8`` does) as the model alone
 (batch 1, ``--size`` px: FPS and latency) and, for ``--e2e-model``, end to end without and
 with faces (FPS over the loop's wall time, median latency capture to display, median
 seconds per stage). The floor: FLOPs per frame (PyTorch's FLOP counter) against an fp32
@@ -65,19 +67,31 @@ def machine() -> str:
     return "\n".join(lines)
 
 
-def export_variant(name: str, size: int, folder: Path) -> tuple[torch.nn.Module, Path]:
-    """A randomly initialised a2b generator of ``name`` and its ONNX file (with metadata)."""
+def a2b_generator(name: str, size: int, run: Path | None) -> Any:
+    """``run``'s trained a2b generator, or a randomly initialised one of ``name``."""
+    from translator.registry import get_registry
+    from translator.runs import load_model
+
+    if run is None:
+        spec = get_registry().model(name)
+        torch.manual_seed(0)
+        return spec.build(spec.config(size=size)).generators()["a2b"]
+    model, rc, _ = load_model(run)
+    if rc.spec.name != name:
+        raise SystemExit(f"Error: --run {name}={run}: that run is of model '{rc.spec.name}'")
+    return model.generators()["a2b"]
+
+
+def export_variant(name: str, size: int, folder: Path,
+                   run: Path | None = None) -> tuple[torch.nn.Module, Path]:
+    """The a2b generator of ``name`` (trained, from ``run``, or random) and its ONNX file."""
     import onnx
     from translator.exporters.onnx_export import DEFAULT_OPSET, export_module, trace_input
 
     import translator
     from translator import onnx_metadata as meta
-    from translator.registry import get_registry
 
-    spec = get_registry().model(name)
-    torch.manual_seed(0)
-    model = spec.build(spec.config(size=size))
-    gen = model.generators()["a2b"]
+    gen = a2b_generator(name, size, run)
     proto, _ = export_module(gen, trace_input(gen, size, None), DEFAULT_OPSET, None,
                              "image", "translated")
     meta.write_props(proto, {
@@ -194,7 +208,16 @@ def main() -> None:
     parser.add_argument("--no-precision", action="store_true",
                         help="skip the fp32/int8 table, the physical floor and end to end")
     parser.add_argument("--keep", type=Path, default=None, help="keep the ONNX files here")
+    parser.add_argument("--run", action="append", default=[], metavar="VARIANT=RUN",
+                        help="time RUN's trained a2b generator for VARIANT instead of random "
+                        "weights; its int8 file is calibrated and scored on RUN's training images")
     args = parser.parse_args()
+    args.runs = {}
+    for item in args.run:
+        name, _, run = item.partition("=")
+        if name not in VARIANTS or not run:
+            parser.error(f"--run {item}: expected VARIANT=RUN with VARIANT one of {', '.join(VARIANTS)}")
+        args.runs[name] = Path(run)
     if args.quick:
         args.repeats, args.warmup = 3, 1
         args.frames = min(args.frames, 40)
@@ -249,16 +272,22 @@ def photos(size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(calib), np.stack(held)
 
 
-def int8_variant(path: Path, size: int) -> tuple[Path, float]:
-    """gantool's int8 version of an exported fp32 file, and its PSNR against fp32."""
+def int8_variant(path: Path, size: int, run: Path | None = None) -> tuple[Path, float]:
+    """gantool's int8 version of an exported fp32 file, and its PSNR against fp32: calibrated
+    and scored on ``run``'s own training images, as ``gantool export onnx --int8`` does, or
+    on scikit-image photos for a random generator."""
     import onnx
-    from translator.exporters.onnx_int8 import Int8Images, to_int8
+    from translator.exporters.onnx_int8 import Int8Images, run_images, to_int8
 
     from translator import onnx_metadata as meta
+    from translator.runs import read_run_config
 
-    calib, held = photos(size)
+    if run is None:
+        images = Int8Images(*photos(size), "scikit-image photos")
+    else:
+        images = run_images(read_run_config(run), "a2b", size)
     fp32 = onnx.load(str(path))
-    result = to_int8(fp32, Int8Images(calib, held, "scikit-image photos"), float("-inf"), path.name)
+    result = to_int8(fp32, images, float("-inf"), path.name)
     props = {**meta.read_props(fp32), meta.PRECISION: "int8", **result.metadata}
     meta.write_props(result.model, props)
     out = path.with_name(path.stem + "-int8.onnx")
@@ -336,7 +365,7 @@ def precision_table(args: argparse.Namespace, files: dict[str, Path],
     for name, path in files.items():
         flops = flops_per_frame(modules[name], args.size)
         floor = ceiling * 1e9 / flops
-        int8_path, score = int8_variant(path, args.size)
+        int8_path, score = int8_variant(path, args.size, args.runs.get(name))
         for prec, p, psnr_db in (("fp32", path, None), ("int8", int8_path, score)):
             seconds = model_alone(p, args.size, args)
             psnr_text = "-" if psnr_db is None else f"{psnr_db:.1f}"
@@ -356,7 +385,8 @@ def precision_table(args: argparse.Namespace, files: dict[str, Path],
                 print(f"{name:<16} {prec:<5} {what:<14} {row['fps']:>7.2f} "
                       f"{1000 * row['latency']:>7.0f}ms {psnr_text:>7}  median per stage: {stages}",
                       flush=True)
-    print("PSNR: int8 output against fp32 on held-out photos (dB). e2e: the threaded webcam "
+    print("PSNR: int8 output against fp32 on held-out photos, or on the --run's held-out "
+          "training images (dB). e2e: the threaded webcam "
           "loop on a 30 FPS 640x480 camera (a looped video); latency is capture to display "
           "(median); FPS at most 30.")
 
@@ -365,7 +395,7 @@ def run_all(args: argparse.Namespace, folder: Path) -> None:
     files = {}
     modules = {}
     for name in dict.fromkeys([*args.variants, *([] if args.no_e2e else [args.e2e_model])]):
-        module, path = export_variant(name, args.size, folder)
+        module, path = export_variant(name, args.size, folder, args.runs.get(name))
         files[name], modules[name] = path, module
         if name not in args.variants:
             continue
