@@ -68,7 +68,7 @@ def run_images(rc: Any, direction: str | None, size: int) -> Int8Images:
     ``direction`` a2b reads domain a, b2a domain b (generation models cannot be calibrated
     from images and are refused earlier).
     """
-    from translator.data.pipeline import resize_square
+    from translator.data.pipeline import resize_square, to_tensor
     from translator.runs import open_data
 
     domains = open_data(rc.train, rc.spec.kind, "train")
@@ -79,8 +79,7 @@ def run_images(rc: Any, direction: str | None, size: int) -> Int8Images:
         raise GantoolError(f"--int8 needs at least 2 training images in domain '{images.name}'")
 
     def load(indices: Iterable[int]) -> np.ndarray:
-        batch = np.stack([resize_square(images.load(i), size) for i in indices]).astype(np.float32)
-        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2) / 127.5 - 1.0)
+        return to_tensor([resize_square(images.load(i), size) for i in indices]).contiguous().numpy()
 
     description = (f"data={rc.train.data} split=train domain={images.name} "
                    f"calibration={','.join(map(str, calib))} held-out={','.join(map(str, held))}")

@@ -14,8 +14,6 @@ one did, and switching augmentation on does not shift the model's own noise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,8 +27,6 @@ ALL = ",".join(OPERATIONS)
 #: it learned less at 20 and at ~145 images per domain than without (BENCHMARKS.md), the
 #: cycle loss already keeping the generators from a memorising discriminator's lead.
 AUTO_MAX_IMAGES = 1000
-
-Draw = Callable[[torch.Tensor, torch.Generator], dict[str, torch.Tensor]]
 
 
 def parse_policy(text: str) -> tuple[str, ...]:

@@ -209,14 +209,15 @@ def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> Non
         had[missing] = 0
     flat = torch._utils._flatten_dense_tensors([*grads, had])
     dist.all_reduce(flat)
+    flat.div_(world_size)  # once for all; ``had > 0`` still tells who had a gradient
     *synced, had = torch._utils._unflatten_dense_tensors(flat, [*grads, had])
     # Reading the counts syncs with the device: only done when this rank lacks a gradient.
     anyone = had.tolist() if missing else []
     for i, p in enumerate(params):
         if p.grad is not None:
-            p.grad.copy_(synced[i].div_(world_size))
+            p.grad.copy_(synced[i])
         elif anyone[i] > 0:
-            p.grad = torch.empty_like(p).copy_(synced[i].div_(world_size))
+            p.grad = torch.empty_like(p).copy_(synced[i])
 
 
 def gradient_penalty(

@@ -38,12 +38,17 @@ def save_image(array: np.ndarray, path: Path) -> Path:
     return path
 
 
-def save_grid(images: np.ndarray, nrow: int, path: Path, min_cell: int = 64) -> Path:
-    """Save a grid; small images are enlarged (nearest) so a 32 px grid stays readable."""
+def grid_image(images: np.ndarray, nrow: int, min_cell: int = 64) -> np.ndarray:
+    """A grid as one image; small images are enlarged (nearest) so a 32 px grid stays readable."""
     scale = max(1, math.ceil(min_cell / images.shape[1]))
     if scale > 1:
         images = images.repeat(scale, axis=1).repeat(scale, axis=2)
-    return save_image(make_grid(images, nrow), path)
+    return make_grid(images, nrow)
+
+
+def save_grid(images: np.ndarray, nrow: int, path: Path, min_cell: int = 64) -> Path:
+    """Save :func:`grid_image` of ``images``."""
+    return save_image(grid_image(images, nrow, min_cell), path)
 
 
 def plot_losses(csv_path: Path, png_path: Path) -> Path | None:

@@ -35,12 +35,8 @@ class TensorBoardLog:
         for name, value in values.items():
             self.writer.add_scalar(f"train/{name}", value, step)
 
-    def grid(self, step: int, path: Path) -> None:
-        """The sample grid just saved at ``path``, as it looks on disk."""
-        from PIL import Image
-
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"))
+    def grid(self, step: int, pixels: np.ndarray) -> None:
+        """A sample grid (``[H, W, 3]`` uint8), as saved beside the run's samples."""
         self.writer.add_image("samples", pixels, step, dataformats="HWC")
 
     def flush(self) -> None:

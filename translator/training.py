@@ -51,7 +51,7 @@ from .device import (
 from .diffaugment import DiffAugment
 from .errors import GantoolError
 from .gan import GANModel, StepContext
-from .imaging import plot_losses, save_grid
+from .imaging import grid_image, plot_losses, save_image
 from .registry import get_registry
 from .runs import (
     check_train_config,
@@ -656,10 +656,10 @@ class RunOutputs:
         with torch.no_grad(), run.ctx.autocast():
             images, nrow = run.model.sample_grid({k: v.to(run.device) for k, v in run.fixed.items()})
         run.model.train(was_training)
-        path = run.run_dir / "samples" / f"step-{step:07d}.png"
-        save_grid(to_uint8(images), nrow, path)
+        grid = grid_image(to_uint8(images), nrow)
+        save_image(grid, run.run_dir / "samples" / f"step-{step:07d}.png")
         if self.board is not None:
-            self.board.grid(step, path)
+            self.board.grid(step, grid)
 
     def checkpoint(self, step: int) -> None:
         run = self.run

@@ -86,11 +86,6 @@ def _score(proba: np.ndarray, min_share: float = 0.01) -> DigitScore:
                       tuple(int(p) for p in predictions))
 
 
-def classify_digits(images: np.ndarray) -> np.ndarray:
-    """Predicted digit of each ``[N, H, W, 3]`` uint8 image."""
-    return digit_probabilities(to_digit_features(images))[:, :NOT_A_DIGIT].argmax(axis=1)
-
-
 class DigitReading:
     """``gantool evaluate``'s figure for runs on the ``digits`` data: the classifier's reading.
 

@@ -24,8 +24,6 @@ if TYPE_CHECKING:  # the commands import this module for their flags: keep --hel
 
 #: The fields that say how a model file is opened (the rest say what is done with it).
 MODEL_FIELDS = frozenset({"provider", "size", "input_range"})
-#: The fields that only matter in face mode.
-FACE_FIELDS = frozenset({"faces", "detector", "face_model", "margin", "blend", "color_match"})
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import numpy as np
 
 from translator.data.images import MAX_PIXELS_ENV, max_pixels
 from translator.errors import GantoolError
-from translator.safe_write import temporary_sibling
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
@@ -108,13 +107,13 @@ class VideoWriter:
     """Writes RGB frames to a video file: ``mp4v`` for MP4/MOV/M4V (what OpenCV's pip wheel
     can encode), MJPG for AVI. The size is fixed by the first frame.
 
-    Frames go to a temporary name beside ``path`` that :meth:`close` renames into place
-    (:meth:`discard` removes it instead), so an existing file or link at ``path`` is
-    replaced, never written through, and a failed video leaves nothing half-written."""
+    It writes ``path`` directly: :class:`~translator.runtime.video.VideoOutput` gives it a
+    temporary name and renames the finished file into place. ``shown`` is the name errors
+    give (the user's, not the temporary one)."""
 
-    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float, shown: str | os.PathLike | None = None) -> None:
         self.path = Path(path)
-        self.tmp = temporary_sibling(self.path)
+        self.shown = Path(shown) if shown is not None else self.path
         self.fps = fps
         self.writer: Any = None
         self.size: tuple[int, int] | None = None
@@ -126,12 +125,11 @@ class VideoWriter:
         h, w = frame.shape[:2]
         if self.writer is None:
             quiet_opencv()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*codec), self.fps, (w, h))
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), self.fps, (w, h))
             if not self.writer.isOpened():
-                self.discard()
-                raise GantoolError(f"cannot write video {self.path} (use a .mp4 or .avi file name)")
+                self.writer = None
+                raise GantoolError(f"cannot write video {self.shown} (use a .mp4 or .avi file name)")
             self.size = (w, h)
         if (w, h) != self.size:
             frame = cv2.resize(frame, self.size)
@@ -139,18 +137,10 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> None:
-        """Finish the file and move it into place."""
+        """Finish the file."""
         if self.writer is not None:
             self.writer.release()
             self.writer = None
-            os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        """Stop writing and remove what was written; ``path`` stays as it was."""
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
-        self.tmp.unlink(missing_ok=True)
 
 
 def open_camera(index: int, timeout: float = 5.0) -> Any:

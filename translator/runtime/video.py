@@ -65,8 +65,10 @@ class VideoOutput:
 
     def write(self, frame: np.ndarray) -> None:
         if self._writer is None:
-            make = _AvWriter if self.backend == "pyav" else _CvWriter
-            self._writer = make(self.tmp, self.fps, frame, self.audio_from)
+            if self.backend == "pyav":
+                self._writer = _AvWriter(self.tmp, self.fps, frame, self.audio_from)
+            else:
+                self._writer = _CvWriter(self.tmp, self.fps, self.audio_from, shown=self.path)
         self._writer.write(frame)
         self.frames += 1
 
@@ -90,8 +92,8 @@ class VideoOutput:
 
 
 class _CvWriter:
-    def __init__(self, path: Path, fps: float, first: np.ndarray, audio_from: Path | None) -> None:
-        self.writer = VideoWriter(path, fps)
+    def __init__(self, path: Path, fps: float, audio_from: Path | None, shown: Path) -> None:
+        self.writer = VideoWriter(path, fps, shown)
         self.audio_from = audio_from
 
     def write(self, frame: np.ndarray) -> None:
