@@ -347,6 +347,7 @@ UNSUPPORTED = {
     "truncated-legacy": (lambda p: _truncated(p, legacy_format=True),
                          "truncated or not a PyTorch checkpoint"),
     "text": (lambda p: p.write_text("hello"), "truncated or not a PyTorch checkpoint"),
+    "garbage": (lambda p: p.write_bytes(b"garbage"), "truncated or not a PyTorch checkpoint"),
     "discriminator": (lambda p: save(reference_state("basic_D"), p), "discriminator, not a generator"),
 }
 

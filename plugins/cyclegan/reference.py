@@ -83,7 +83,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def _load_failure(path: Path, exc: Exception) -> str:
     text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    if "Unsupported global" in text or "Weights only load failed" in text:
+    # A refused class or call means a pickle of Python objects; a refused opcode ("Unsupported
+    # operand") means bytes that are no pickle at all.
+    if "Unsupported global" in text or ("Weights only load failed" in text
+                                        and "Unsupported operand" not in text):
         return (f"{path} is a pickled Python object (e.g. a whole model saved with "
                 f"torch.save(model)), not a state dict; gantool never runs code from a file: "
                 f"save net.state_dict() instead ({SUPPORTED})")
