@@ -242,6 +242,37 @@ def measure_speed(args: argparse.Namespace) -> dict[str, Any]:
                    "images_per_s": statistics.median(p["rates"])} for path, p in paths.items()}
 
 
+def profile_steps(args: argparse.Namespace, model: str, size: int) -> None:
+    """torch.profiler over ``--steps`` of gantool's steps: where the time goes, and how busy
+    the GPU is over the wall time (a launch-bound step keeps it idle between kernels)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    device = pick_device(args.device)
+    args.model, args.size = model, size
+    torch.manual_seed(0)
+    step, batch, _ = make_step(args, "gantool", device)
+    data = batches(batch, size, device)
+    for i in range(args.warmup):
+        step(*data[i % 4])
+    sync(device)
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    began = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for i in range(args.steps):
+            step(*data[i % 4])
+        sync(device)
+    wall_us = (time.perf_counter() - began) * 1e6
+    events = prof.key_averages()
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    print(f"\nprofile: {model} {size} px, batch {batch}, {args.steps} steps")
+    print(events.table(sort_by=sort, row_limit=args.profile_rows))
+    if cuda:
+        busy = sum(getattr(e, "self_device_time_total", 0) for e in events)
+        print(f"GPU busy {busy / 1e3:.1f} ms of {wall_us / 1e3:.1f} ms wall "
+              f"({100 * busy / wall_us:.0f} %, profiler overhead included)")
+
+
 def child(args: argparse.Namespace, model: str, size: int, what: str, path: str = "") -> dict[str, Any]:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", what, "--models", model,
            "--size", str(size), "--device", args.device, "--steps", str(args.steps),
@@ -269,6 +300,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--compile", action="store_true", help="torch.compile gantool's networks")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of timing, profile --steps of gantool's steps (torch.profiler) "
+                        "and print the top operations")
+    parser.add_argument("--profile-rows", type=int, default=25, help="operations in the profile table")
     parser.add_argument("--child", choices=["speed", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--path", choices=["baseline", "gantool"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -282,6 +317,11 @@ def main() -> None:
         return
 
     print(machine())
+    if args.profile:
+        for model in args.models:
+            for size in args.size:
+                profile_steps(args, model, size)
+        return
     print(f"device {device}; {args.warmup} warm-up steps, median of {args.repeats} x "
           f"{args.steps} steps; peak memory: "
           + ("torch.cuda.max_memory_allocated" if device.type == "cuda"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from translator.cli.runtime import device_option
 
 
 @click.command("evaluate")
@@ -17,7 +18,7 @@ import click
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Folder for grid.png and figures.json (default: RUN/eval/step-NNNNNNN).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@device_option
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Noise seed of a generation run's samples.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

@@ -47,6 +47,10 @@ def runtime_fields(*, without: Iterable[str] = ()) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(RuntimeOptions)) - set(without)
 
 
+#: For the commands that run a run's checkpoint in PyTorch (translate, evaluate).
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+
 _model_option = click.option("--model", "-m", "model", required=True, metavar="FILE.onnx",
                              help="Exported ONNX model.")
 
@@ -98,17 +102,20 @@ def _print_report(report) -> None:
               help="Output file (one input) or folder; default: beside each input.")
 @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True)
 @click.option("--checkpoint", type=int, default=None, help="Step of the checkpoint (default latest).")
+@device_option
 def translate_command(run: str, inputs: tuple[str, ...], output: str | None, direction: str,
-                      checkpoint: int | None, options: RuntimeOptions) -> None:
+                      checkpoint: int | None, device: str, options: RuntimeOptions) -> None:
     """Translate images, folders and videos with a run's checkpoint (PyTorch), to look at
     results before exporting. Same pipeline and outputs as `gantool apply`."""
+    from translator.device import choose_device
     from translator.runtime.apply import apply
     from translator.runtime.torch_model import CheckpointModel
 
     for p in inputs:
         if not Path(p).exists():
             raise GantoolError(f"no such file or folder: {p}")
-    model = CheckpointModel(Path(run), direction, checkpoint)
+    where = choose_device(device, announce=False)
+    model = CheckpointModel(Path(run), direction, checkpoint, device=str(where))
     _print_report(apply(model, inputs, output, options, log=_log))
 
 

@@ -107,8 +107,11 @@ class ModelGroup(click.Group):
               help="Continue the run in this folder from its latest checkpoint.")
 @click.option("--steps", type=int, default=None,
               help="With --resume: train up to this many steps in total.")
+@click.option("--device", default="auto", show_default=True,
+              help="With --resume: continue on this device (cpu, cuda, cuda:N) instead of "
+              "the recorded one, e.g. to move a run between GPU and CPU.")
 @click.pass_context
-def train_command(ctx: click.Context, resume: Path | None, steps: int | None) -> None:
+def train_command(ctx: click.Context, resume: Path | None, steps: int | None, device: str) -> None:
     """Train a model, or continue a run with --resume RUN_DIR.
 
     \b
@@ -116,6 +119,7 @@ def train_command(ctx: click.Context, resume: Path | None, steps: int | None) ->
       gantool train wgan-gp --data digits --size 32 --steps 2000
       gantool train cyclegan --data DIR --domain-a male --domain-b female
       gantool train --resume runs/wgan-gp-20261123-101500
+      gantool train --resume runs/wgan-gp-20261123-101500 --device cpu --steps 3000
     Run `gantool train MODEL --help` for a model's own flags.
     """
     if ctx.invoked_subcommand is not None:
@@ -127,7 +131,7 @@ def train_command(ctx: click.Context, resume: Path | None, steps: int | None) ->
         ctx.exit(0)
     from translator.training import train
 
-    _report(train(TrainConfig(steps=steps), resume=resume))
+    _report(train(TrainConfig(steps=steps, device=device), resume=resume))
 
 
 @click.command("sample")

@@ -137,6 +137,16 @@ def test_resume_of_a_finished_run_asks_for_more_steps(run_cli, tmp_path):
     assert max(list_checkpoints(run / "checkpoints")) == 3
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where no GPU is")
+def test_resume_takes_another_device_when_asked(run_cli, tmp_path):
+    run = _small_run(run_cli, tmp_path)  # recorded device: auto
+    result = run_cli("train", "--resume", run, "--steps", "3", "--device", "cuda")
+    assert result.exit_code == 1 and "no CUDA device is available" in result.output
+    result = run_cli("train", "--resume", run, "--steps", "3", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert max(list_checkpoints(run / "checkpoints")) == 3
+
+
 def test_corrupt_checkpoint_is_one_clear_line(run_cli, tmp_path):
     run = _small_run(run_cli, tmp_path)
     ckpt = find_checkpoint(run / "checkpoints")

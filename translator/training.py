@@ -221,7 +221,8 @@ def _resolve_run(
 ) -> tuple[ModelSpec, TrainConfig, Any, tuple[Path, dict[str, Any], dict[str, torch.Tensor]] | None]:
     """The model, configurations and (on resume) checkpoint a run starts from.
 
-    A resumed run takes the configuration it recorded; only ``--steps`` may change.
+    A resumed run takes the configuration it recorded; only ``--steps`` may change, and
+    ``--device`` when given (not ``auto``), so that a run moves between GPU and CPU.
     """
     resume_from = None
     if resume is not None:
@@ -230,11 +231,13 @@ def _resolve_run(
             raise GantoolError(
                 f"{resume} is a run of model '{rc.spec.name}', not '{train_cfg.model}'"
             )
-        steps_override = train_cfg.steps
+        steps_override, device_override = train_cfg.steps, train_cfg.device
         spec, model_config = rc.spec, rc.model_config
         train_cfg = dataclasses.replace(rc.train, out=str(resume))
         if steps_override is not None:
             train_cfg = dataclasses.replace(train_cfg, steps=steps_override, epochs=None)
+        if device_override != "auto":
+            train_cfg = dataclasses.replace(train_cfg, device=device_override)
         # A run killed before its first checkpoint starts again from step 0 with the
         # configuration it recorded: exactly what its first start would have done.
         if list_checkpoints(Path(resume) / "checkpoints"):
