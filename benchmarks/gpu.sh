@@ -9,9 +9,9 @@
 #            itself with --no-deps; an onnxruntime-gpu package unpacked into /tmp/site
 #            (see ORT_ARCHIVE) takes precedence over a CPU-only onnxruntime
 #   tests    pytest -m cuda (tests/test_cuda.py)
-#   train    benchmarks/train.py: CycleGAN ResNet-9 at 256 px, reference step against ours,
-#            at batch 1 and at TRAIN_BATCH (COMPILE=1 adds --compile)
-#   profile  torch.profiler over our batch-1 step
+#   train    benchmarks/train.py: CycleGAN ResNet-9 at 256 px, the reference step against
+#            TRAIN_PATHS (gantool's variants) at each of TRAIN_BATCHES; TRAIN_FLAGS added
+#   profile  torch.profiler over the first of TRAIN_PATHS at batch 1
 #   infer    benchmarks/gpu_inference.py: ResNet-9, U-Net, mobile at batch 1 and 16
 #   webcam   gantool webcam on a 640x480 clip (WEBCAM_FRAMES frames) with a ResNet-9,
 #            without and with --faces
@@ -21,8 +21,8 @@ OUT=${OUT:-gpu-results}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-TRAIN_BATCH=${TRAIN_BATCH:-16}
-COMPILE_FLAG=$([ "${COMPILE:-0}" = 1 ] && echo --compile)
+TRAIN_PATHS=${TRAIN_PATHS:-gantool}
+TRAIN_BATCHES=${TRAIN_BATCHES:-1 16}
 
 # Runs a command with its output in $OUT/NAME.log, and says how it ended.
 step() {
@@ -55,15 +55,15 @@ gpu_tests() {
 }
 
 train_speed() {
-    "$PY" benchmarks/train.py --models cyclegan --size 256 --batch-size 1 \
-        --steps 10 --repeats 5 --warmup 5 $COMPILE_FLAG
-    "$PY" benchmarks/train.py --models cyclegan --size 256 --batch-size "$TRAIN_BATCH" \
-        --steps 5 --repeats 5 --warmup 3 $COMPILE_FLAG
+    for batch in $TRAIN_BATCHES; do
+        "$PY" benchmarks/train.py --models cyclegan --size 256 --batch-size "$batch" \
+            --steps 10 --repeats 5 --warmup 5 --paths $TRAIN_PATHS ${TRAIN_FLAGS:-}
+    done
 }
 
 train_profile() {
     "$PY" benchmarks/train.py --models cyclegan --size 256 --batch-size 1 --steps 5 \
-        --warmup 5 --profile $COMPILE_FLAG
+        --warmup 5 --profile --paths $TRAIN_PATHS
 }
 
 inference() {
@@ -103,7 +103,3 @@ for stage in "$@"; do
     esac
 done
 
-for log in "$OUT"/*.log; do
-    echo "--- $log (end)"
-    tail -n "${TAIL_LINES:-30}" "$log"
-done

@@ -1,6 +1,7 @@
 """Training speed: a plain reference-style CycleGAN step against gantool's path, in one run.
 
     python benchmarks/train.py --models cyclegan cyclegan-mobile --size 256 --device auto
+    python benchmarks/train.py --models cyclegan --batch-size 1 --paths gantool gantool-compile
 
 For each model and size, two configurations are timed:
 
@@ -9,8 +10,9 @@ For each model and size, two configurations are timed:
   toggled on the discriminators, one backward per discriminator; gantool's networks.
 - ``gantool``: the model's ``train_step`` through a ``StepContext`` set up as the training
   loop sets it up: on CUDA bf16 autocast (``--precision auto``), channels_last, cuDNN
-  benchmark and TF32, ``--batch-size`` images per step, optionally ``torch.compile``; on the
-  CPU fp32 and NCHW, as the loop does there.
+  benchmark and TF32, ``--batch-size`` images per step; on the CPU fp32 and NCHW, as the
+  loop does there. ``--paths`` adds variants (NCHW, ``torch.compile``, CUDA graphs), timed
+  in the same process.
 
 Images per second is the median over ``--repeats`` timed runs of ``--steps`` steps each,
 after ``--warmup`` steps; the two paths live in one process and their repeats alternate, so
@@ -143,18 +145,31 @@ class ReferenceStep:
 
 
 # -- gantool's path ---------------------------------------------------------------------------
+#: gantool's variants: (memory format channels-last?, torch.compile mode or None for eager).
+#: ``gantool`` is what ``gantool train`` does; ``gantool-compile`` what ``--compile`` does.
+PATHS = {
+    "gantool": (True, None),
+    "gantool-nchw": (False, None),
+    "gantool-compile": (True, "default"),
+    "gantool-compile-nchw": (False, "default"),
+    "gantool-cudagraphs": (True, "reduce-overhead"),
+    "gantool-cudagraphs-nchw": (False, "reduce-overhead"),
+}
+
+
 class GantoolStep:
     """The model's ``train_step`` with the loop's device settings (see ``translator.training``)."""
 
-    def __init__(self, model: str, size: int, device: torch.device, compile_: bool) -> None:
+    def __init__(self, model: str, size: int, device: torch.device, variant: str) -> None:
         from translator.device import choose_precision
         from translator.gan import StepContext
         from translator.training import _maybe_compile
 
+        channels_last, mode = PATHS[variant]
         spec, cfg = model_config(model, size)
         self.cuda = device.type == "cuda"
         self.model = spec.build(cfg).to(device)
-        self.channels_last = device.type == "cuda"
+        self.channels_last = channels_last and self.cuda
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         optimizers = self.model.configure_optimizers()
@@ -164,8 +179,9 @@ class GantoolStep:
             scalers = {id(o): torch.amp.GradScaler("cuda") for o in optimizers.values()}
         self.ctx = StepContext(device, amp, scalers, 1)
         self.precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp]
-        if compile_:
-            self.model = _maybe_compile(self.model)
+        self.cudagraphs = mode == "reduce-overhead"
+        if mode is not None:
+            self.model = _maybe_compile(self.model, mode)
         self.model.train()
 
     def __call__(self, real_A: torch.Tensor, real_B: torch.Tensor) -> None:
@@ -175,6 +191,8 @@ class GantoolStep:
         if not self.cuda:
             self.model.train_step({"a": real_A, "b": real_B}, self.ctx)
             return
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
         # What translator.training sets for CUDA; restored after, for the baseline's sake.
         flags = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
                  torch.backends.cudnn.allow_tf32)
@@ -191,7 +209,7 @@ class GantoolStep:
 def make_step(args: argparse.Namespace, path: str, device: torch.device):
     if path == "baseline":
         return ReferenceStep(args.model, args.size, device), 1, "fp32"
-    step = GantoolStep(args.model, args.size, device, args.compile)
+    step = GantoolStep(args.model, args.size, device, path)
     return step, args.batch, step.precision
 
 
@@ -222,7 +240,7 @@ def measure_speed(args: argparse.Namespace) -> dict[str, Any]:
     device = pick_device(args.device)
     torch.manual_seed(0)
     paths = {}
-    for path in ("baseline", "gantool"):
+    for path in ["baseline", *args.paths]:
         step, batch, precision = make_step(args, path, device)
         data = batches(batch, args.size, device)
         for i in range(args.warmup):
@@ -250,7 +268,7 @@ def profile_steps(args: argparse.Namespace, model: str, size: int) -> None:
     device = pick_device(args.device)
     args.model, args.size = model, size
     torch.manual_seed(0)
-    step, batch, _ = make_step(args, "gantool", device)
+    step, batch, _ = make_step(args, args.paths[0], device)
     data = batches(batch, size, device)
     for i in range(args.warmup):
         step(*data[i % 4])
@@ -276,11 +294,10 @@ def profile_steps(args: argparse.Namespace, model: str, size: int) -> None:
 def child(args: argparse.Namespace, model: str, size: int, what: str, path: str = "") -> dict[str, Any]:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", what, "--models", model,
            "--size", str(size), "--device", args.device, "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--batch-size", str(args.batch)]
+           "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--batch-size", str(args.batch),
+           "--paths", *args.paths]
     if path:
         cmd += ["--path", path]
-    if args.compile:
-        cmd.append("--compile")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{model} {size} {what} {path} failed:\n{proc.stderr[-3000:]}")
@@ -299,13 +316,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="steps per timed repeat")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    parser.add_argument("--compile", action="store_true", help="torch.compile gantool's networks")
+    parser.add_argument("--paths", nargs="+", default=["gantool"], choices=sorted(PATHS),
+                        help="gantool's variants to time against the baseline: channels-last or "
+                        "NCHW, eager, compiled (--compile) or compiled with CUDA graphs")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip the peak-memory processes (each compiles again)")
     parser.add_argument("--profile", action="store_true",
                         help="instead of timing, profile --steps of gantool's steps (torch.profiler) "
                         "and print the top operations")
     parser.add_argument("--profile-rows", type=int, default=25, help="operations in the profile table")
     parser.add_argument("--child", choices=["speed", "memory"], help=argparse.SUPPRESS)
-    parser.add_argument("--path", choices=["baseline", "gantool"], help=argparse.SUPPRESS)
+    parser.add_argument("--path", choices=["baseline", *PATHS], help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = pick_device(args.device)
     args.batch = args.batch_size or (8 if device.type == "cuda" else 1)
@@ -327,20 +348,21 @@ def main() -> None:
           + ("torch.cuda.max_memory_allocated" if device.type == "cuda"
              else "peak RSS of the process (Python and torch included)"))
     print()
-    header = (f"{'model':<16} {'size':>5} {'path':<9} {'batch':>5} {'prec':<5} {'img/s':>8} "
+    header = (f"{'model':<16} {'size':>5} {'path':<23} {'batch':>5} {'prec':<5} {'img/s':>8} "
               f"{'peak MiB':>9} {'speed x':>8} {'mem x':>6}   img/s of each repeat")
     print(header)
     print("-" * len(header))
     for model in args.models:
         for size in args.size:
             speed = child(args, model, size, "speed")
-            for path in ("baseline", "gantool"):
-                speed[path].update(child(args, model, size, "memory", path))
+            for path in speed:
+                speed[path].update(child(args, model, size, "memory", path) if args.memory
+                                   else {"peak_mib": float("nan")})
             base = speed["baseline"]
             for path, row in speed.items():
                 ratio = row["images_per_s"] / base["images_per_s"]
                 mem = row["peak_mib"] / base["peak_mib"]
-                print(f"{model:<16} {size:>5} {path:<9} {row['batch']:>5} "
+                print(f"{model:<16} {size:>5} {path:<23} {row['batch']:>5} "
                       f"{row['precision']:<5} {row['images_per_s']:>8.2f} {row['peak_mib']:>9.0f} "
                       f"{ratio:>8.2f} {mem:>6.2f}   "
                       + " ".join(f"{r:.2f}" for r in row["rates"]), flush=True)

@@ -46,21 +46,26 @@ def cuda_config(name: str, out: Path, **changes: Any) -> TrainConfig:
 
 
 class Watch:
-    """An ``on_step`` callback: what the first network's first convolution computes in
-    (seen from the second step on), where the weights live and how they are laid out."""
+    """An ``on_step`` callback: what the first generator's first convolution computes in
+    during training steps (from the second step on), and the model it trains."""
 
     def __init__(self) -> None:
         self.conv_dtypes: set[torch.dtype] = set()
+        self.in_steps: set[torch.dtype] = set()
         self.losses: list[dict[str, float]] = []
         self.first: dict[str, torch.Tensor] = {}
         self.model: Any = None
 
     def __call__(self, step: int, model: Any, losses: dict[str, torch.Tensor]) -> None:
         self.losses.append({k: float(v) for k, v in losses.items()})
-        if step == 1:
+        # Taken here, so that sample grids drawn after a step (in fp32) do not count.
+        self.in_steps = set(self.conv_dtypes)
+        if self.model is None:
             self.model = model
             self.first = {k: v.detach().clone() for k, v in model.nets.state_dict().items()}
-            conv = next(m for m in model.nets.modules() if isinstance(m, torch.nn.Conv2d))
+            generator = next(iter(model.generators().values())).module
+            conv = next(m for m in generator.modules()
+                        if isinstance(m, torch.nn.modules.conv._ConvNd))
             conv.register_forward_hook(lambda m, i, out: self.conv_dtypes.add(out.dtype))
 
 
@@ -73,7 +78,7 @@ def test_every_model_trains_on_cuda(tmp_path, name, precision):
                    small_config(spec, SIZE), progress=False, on_step=watch)
     assert result.steps == 3
     assert all(math.isfinite(v) for row in watch.losses for v in row.values()), watch.losses
-    assert watch.conv_dtypes == {DTYPES[precision]}
+    assert watch.in_steps == {DTYPES[precision]}
     params = list(watch.model.nets.parameters())
     assert {p.device.type for p in params} == {"cuda"}
     images = [p for p in params if p.dim() == 4 and p.shape[-1] > 1]
@@ -114,15 +119,26 @@ def test_a_deterministic_cuda_run_resumes_bit_for_bit(tmp_path, name):
     assert not differing, differing
 
 
-def test_a_default_cuda_run_resumes_to_nearly_the_same_weights(tmp_path, record_property):
-    """bf16 autocast with cuDNN autotuning: kernels may be chosen differently after the
-    restart, so the weights agree to rounding, not to the bit (hence --deterministic)."""
+def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """||a - b|| / ||a|| over all weights together."""
+    diff = sum(float((a[k].double() - b[k].double()).pow(2).sum()) for k in a)
+    norm = sum(float(a[k].double().pow(2).sum()) for k in a)
+    return math.sqrt(diff / norm)
+
+
+def test_a_default_cuda_run_resumes_as_closely_as_two_uninterrupted_runs(tmp_path):
+    """bf16 autocast with cuDNN autotuning and atomics is not bit-reproducible, resumed or
+    not (hence --deterministic). A resume must add nothing to that: the resumed weights lie
+    as close to an uninterrupted run's as a second uninterrupted run does."""
     straight, resumed = straight_and_resumed(tmp_path, "cyclegan")
-    worst = max(((straight[k].float() - resumed[k].float()).abs().max()
-                 / straight[k].float().abs().max().clamp_min(1e-8)).item() for k in straight)
-    record_property("max_relative_difference", worst)
-    print(f"\ndefault CUDA resume: largest relative weight difference {worst:.3g}")
-    assert worst < 0.05
+    spec = get_registry().model("cyclegan")
+    train(cuda_config("cyclegan", tmp_path / "again", steps=6, checkpoint_every=3),
+          small_config(spec, SIZE), progress=False)
+    again = weights_after(tmp_path / "again")
+    by_resume, by_chance = distance(straight, resumed), distance(straight, again)
+    print(f"\ndefault CUDA run after 6 steps: resumed at 3 differs by {by_resume:.2e}, "
+          f"a second run by {by_chance:.2e} (relative L2 over all weights)")
+    assert by_resume <= 3 * by_chance + 1e-4
 
 
 @pytest.mark.parametrize("first, then", [("cuda", "cpu"), ("cpu", "cuda")])
@@ -160,7 +176,7 @@ def test_a_cuda_run_exports_translates_and_applies(run_cli, tmp_path):
     run = tmp_path / "run"
     train(cuda_config("cyclegan", run, steps=3), small_config(spec, SIZE), progress=False)
     model = tmp_path / "m.onnx"
-    result = run_cli("export", "onnx", run, "-o", model)
+    result = run_cli("export", "onnx", run, "--direction", "a2b", "-o", model)
     assert result.exit_code == 0, result.output
     picture = tmp_path / "in.png"
     rng = np.random.default_rng(0)

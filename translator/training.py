@@ -342,7 +342,7 @@ def _build_model(
     return model, optimizers, schedulers, scalers, ctx
 
 
-def _maybe_compile(model: GANModel) -> GANModel:
+def _maybe_compile(model: GANModel, mode: str | None = None) -> GANModel:
     """Compile each network's ``forward`` in place; a network that cannot compile stays eager.
 
     In place, not wrapped: ``model.nets`` keeps the eager modules, so checkpoints keep their
@@ -351,11 +351,11 @@ def _maybe_compile(model: GANModel) -> GANModel:
     :func:`~translator.gan.gradient_penalty` runs its network eagerly.
     """
     for name, net in model.nets.items():
-        net.forward = _compiled_or_eager(name, net)
+        net.forward = _compiled_or_eager(name, net, mode)
     return model
 
 
-def _compiled_or_eager(name: str, net: torch.nn.Module) -> Callable[..., Any]:
+def _compiled_or_eager(name: str, net: torch.nn.Module, mode: str | None = None) -> Callable[..., Any]:
     """``net.forward`` compiled; if compiling fails (at creation or, as compilation is lazy,
     at the first call: no C compiler, an unsupported operation), the eager one, with a note."""
     eager = net.forward
@@ -370,7 +370,7 @@ def _compiled_or_eager(name: str, net: torch.nn.Module) -> Callable[..., Any]:
         return eager
 
     try:
-        compiled = torch.compile(eager)
+        compiled = torch.compile(eager, mode=mode)
     except Exception as exc:  # compile support varies by platform and version
         return give_up(exc)
 
