@@ -5,9 +5,11 @@
 #   OUT=gpu-results bash benchmarks/gpu.sh install tests train profile infer webcam
 #
 # Stages run in the order given:
-#   install  wheels waiting in .whl/ go to /tmp/site (first on PYTHONPATH), then gantool
-#            itself with --no-deps; an onnxruntime-gpu package unpacked into /tmp/site
-#            (see ORT_ARCHIVE) takes precedence over a CPU-only onnxruntime
+#   install  wheels (and packages as .tar.xz) waiting in .whl/ go to /tmp/site, first on
+#            PYTHONPATH, then gantool itself with --no-deps; ORT_ARCHIVE names the parts of
+#            an onnxruntime-gpu package split into pieces (.tar.xz), unpacked there too, so
+#            that it takes precedence over a CPU-only onnxruntime
+#   loop     `gantool train` itself (data loader included) at 256 px, batch 16: images/s
 #   tests    pytest -m cuda (tests/test_cuda.py)
 #   train    benchmarks/train.py: CycleGAN ResNet-9 at 256 px, the reference step against
 #            TRAIN_PATHS (gantool's variants) at each of TRAIN_BATCHES; TRAIN_FLAGS added
@@ -41,6 +43,9 @@ install() {
     if [ -n "${ORT_ARCHIVE:-}" ]; then  # onnxruntime-gpu, as a split .tar.xz
         cat $ORT_ARCHIVE | xz -d | tar x -C /tmp/site || return 1
     fi
+    for archive in .whl/*.tar.xz; do
+        [ -e "$archive" ] && { xz -dc "$archive" | tar x -C /tmp/site || return 1; }
+    done
     if compgen -G ".whl/*.whl" >/dev/null; then
         "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || return 1
     fi
@@ -66,6 +71,25 @@ train_profile() {
         --warmup 5 --profile --paths $TRAIN_PATHS
 }
 
+train_loop() {
+    "$PY" - <<'EOF'
+import time
+
+from translator.config import TrainConfig
+from translator.training import train
+
+for compile_ in (False, True):
+    cfg = TrainConfig(model="cyclegan", data="demo", size=256, batch_size=16, steps=60,
+                      out=f"/tmp/gantool-loop-{compile_}", compile=compile_, log_every=20,
+                      sample_every=1000, checkpoint_every=1000)
+    when: dict[int, float] = {}
+    train(cfg, progress=False, on_step=lambda step, *_: when.setdefault(step, time.perf_counter()))
+    rate = 16 * 40 / (when[60] - when[20])
+    print(f"gantool train cyclegan 256 px batch 16 compile={compile_}: {rate:.1f} images/s "
+          "(steps 20-60, data loader included)")
+EOF
+}
+
 inference() {
     "$PY" benchmarks/gpu_inference.py --batches 1 16 ${INFER_FLAGS:-}
 }
@@ -85,7 +109,7 @@ make_video(folder / "clip.mp4", int(sys.argv[2]))
 export_variant("cyclegan", 256, folder)
 print("clip and ResNet-9 model in", folder)
 EOF
-    for faces in --no-faces --faces; do
+    for faces in ${WEBCAM_FACES:---no-faces --faces}; do
         "$PY" -m translator.cli webcam --model $dir/cyclegan-a2b.onnx --source $dir/clip.mp4 \
             --no-window --provider auto $faces
     done
@@ -96,6 +120,7 @@ for stage in "$@"; do
         install) step install install ;;
         tests) step tests gpu_tests ;;
         train) step train train_speed ;;
+        loop) step loop train_loop ;;
         profile) step profile train_profile ;;
         infer) step infer inference ;;
         webcam) step webcam webcam ;;
