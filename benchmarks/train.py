@@ -286,9 +286,13 @@ def profile_steps(args: argparse.Namespace, model: str, size: int) -> None:
     print(f"\nprofile: {model} {size} px, batch {batch}, {args.steps} steps")
     print(events.table(sort_by=sort, row_limit=args.profile_rows))
     if cuda:
-        busy = sum(getattr(e, "self_device_time_total", 0) for e in events)
+        # Kernels only: an operator's row repeats the time of the kernels it launched.
+        kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+        busy = sum(e.self_device_time_total for e in kernels)
+        launches = sum(e.count for e in kernels)
         print(f"GPU busy {busy / 1e3:.1f} ms of {wall_us / 1e3:.1f} ms wall "
-              f"({100 * busy / wall_us:.0f} %, profiler overhead included)")
+              f"({100 * busy / wall_us:.0f} %, profiler overhead included); "
+              f"{launches / args.steps:.0f} kernels per step")
 
 
 def child(args: argparse.Namespace, model: str, size: int, what: str, path: str = "") -> dict[str, Any]:

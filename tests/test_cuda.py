@@ -156,16 +156,20 @@ def test_a_run_moves_between_gpu_and_cpu(tmp_path, first, then):
     assert all(torch.isfinite(v).all() for v in weights_after(run).values())
 
 
-def test_compiled_cuda_runs_train_resume_and_export(run_cli, tmp_path, capfd):
-    """Inductor on CUDA (Triton kernels): no network falls back to eager."""
+@pytest.mark.parametrize("graphs", [False, True], ids=["compile", "cuda-graphs"])
+def test_compiled_cuda_runs_train_resume_and_export(run_cli, tmp_path, capfd, graphs):
+    """Inductor on CUDA (Triton kernels), optionally replayed as CUDA graphs: no network
+    falls back to eager, sample grids and checkpoints work between compiled steps."""
     spec = get_registry().model("cyclegan")
     run = tmp_path / "run"
     try:
-        train(cuda_config("cyclegan", run, steps=2, compile=True), small_config(spec, SIZE),
-              progress=False)
-        train(TrainConfig(steps=3), resume=run, progress=False)
+        train(cuda_config("cyclegan", run, steps=4, compile=True, cuda_graphs=graphs,
+                          sample_every=2, checkpoint_every=2),
+              small_config(spec, SIZE), progress=False)
+        train(TrainConfig(steps=6), resume=run, progress=False)
     finally:
         torch._dynamo.reset()
+    assert sorted(p.name for p in (run / "samples").iterdir())[-1] == "step-0000006.png"
     assert "torch.compile failed" not in capfd.readouterr().err
     result = run_cli("export", "onnx", run, "-o", tmp_path / "m.onnx")
     assert result.exit_code == 0, result.output

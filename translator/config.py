@@ -48,6 +48,10 @@ class TrainConfig:
         "help": "auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",
         "choices": ["auto", "fp32", "bf16", "fp16"]})
     compile: bool = field(default=False, metadata={"help": "torch.compile the networks"})
+    cuda_graphs: bool = field(default=False, metadata={
+        "help": "with --compile on CUDA: replay each network as CUDA graphs (torch.compile's "
+                "reduce-overhead mode), for small batches where launching kernels is the "
+                "bottleneck; ignored on the CPU"})
     deterministic: bool = field(default=False, metadata={
         "help": "the same bits on every run, e.g. to check a resume on a GPU: deterministic "
                 "algorithms, fp32, no cuDNN autotuning, no TF32 (slower)"})

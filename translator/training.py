@@ -101,6 +101,9 @@ def train(
     step = run.start
     for step, batch in zip(range(run.start, run.total), run.loader, strict=False):
         ctx.global_step = step
+        if run.cuda_graphs:
+            # A new step: graph outputs of the last one (already consumed) may be overwritten.
+            torch.compiler.cudagraph_mark_step_begin()
         losses = model.train_step(run.to_device(batch), ctx)
         for sched in run.schedulers.values():
             sched.step()
@@ -149,6 +152,8 @@ class Run:
     #: Losses summed since the last log row; checkpointed so a resumed run's next row
     #: averages the same steps as an uninterrupted run's.
     partial: LossSums
+    #: Whether the networks replay CUDA graphs (``--compile --cuda-graphs`` on CUDA).
+    cuda_graphs: bool = False
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -204,8 +209,9 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
     else:
         # Different noise per rank from here on; weights were made identical above.
         torch.manual_seed(train_cfg.seed * 1000 + dist_info.rank + 1)
+    graphs = train_cfg.compile and train_cfg.cuda_graphs and device.type == "cuda"
     if train_cfg.compile:
-        model = _maybe_compile(model)
+        model = _maybe_compile(model, "reduce-overhead" if graphs else None)
 
     if dist_info.is_main:
         _prepare_run_dir(run_dir, spec, train_cfg, model_config, domains, fresh=resume is None)
@@ -213,7 +219,7 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
         caches = create_caches(domains, run_dir / "cache", train_cfg.size, augment)
     loader = _batch_loader(domains, train_cfg, augment, total, start, dist_info, device, caches)
     return Run(train_cfg, spec, dist_info, device, run_dir, model, optimizers, schedulers,
-               scalers, ctx, fixed, loader, start, total, resume is not None, partial)
+               scalers, ctx, fixed, loader, start, total, resume is not None, partial, graphs)
 
 
 def _resolve_run(
