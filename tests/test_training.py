@@ -251,6 +251,17 @@ def quick_compile(monkeypatch):
     torch._dynamo.reset()
 
 
+@pytest.mark.parametrize("graphs, kind, mode", [
+    (True, "cuda", "reduce-overhead"), (True, "cpu", None), (False, "cuda", None),
+])
+def test_cuda_graphs_are_asked_for_on_cuda_only(graphs, kind, mode):
+    from translator.config import TrainConfig
+    from translator.training import compile_mode
+
+    config = TrainConfig(compile=True, cuda_graphs=graphs)
+    assert compile_mode(config, torch.device(kind)) == mode
+
+
 def test_a_compiled_wgan_gp_run_resumes_exports_and_samples(run_cli, quick_compile, tmp_path):
     from translator.registry import get_registry
 

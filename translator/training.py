@@ -209,9 +209,10 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
     else:
         # Different noise per rank from here on; weights were made identical above.
         torch.manual_seed(train_cfg.seed * 1000 + dist_info.rank + 1)
-    graphs = train_cfg.compile and train_cfg.cuda_graphs and device.type == "cuda"
+    mode = compile_mode(train_cfg, device)
+    graphs = train_cfg.compile and mode == "reduce-overhead"
     if train_cfg.compile:
-        model = _maybe_compile(model, "reduce-overhead" if graphs else None)
+        model = _maybe_compile(model, mode)
 
     if dist_info.is_main:
         _prepare_run_dir(run_dir, spec, train_cfg, model_config, domains, fresh=resume is None)
@@ -346,6 +347,12 @@ def _build_model(
     ctx = StepContext(device, amp_dtype, scalers, dist_info.world_size, diffaug or None)
     ctx.total_steps = total
     return model, optimizers, schedulers, scalers, ctx
+
+
+def compile_mode(train_cfg: TrainConfig, device: torch.device) -> str | None:
+    """``torch.compile``'s mode for ``--compile``: CUDA graphs (``reduce-overhead``) with
+    ``--cuda-graphs`` on CUDA, else the default (None)."""
+    return "reduce-overhead" if train_cfg.cuda_graphs and device.type == "cuda" else None
 
 
 def _maybe_compile(model: GANModel, mode: str | None = None) -> GANModel:
