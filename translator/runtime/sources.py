@@ -18,6 +18,8 @@ import numpy as np
 from translator.data.images import MAX_PIXELS_ENV, max_pixels
 from translator.errors import GantoolError
 
+from .stages import END, Mailbox
+
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
 
@@ -170,28 +172,29 @@ def open_camera(index: int, timeout: float = 5.0) -> Any:
     return cap
 
 
-_END = object()
-
-
 class CaptureThread:
     """Reads frames from a ``cv2.VideoCapture`` in the background.
 
-    ``live=True`` (cameras): a queue of ``maxsize`` where the newest frame wins: when the
-    consumer is slower than the camera, old frames are dropped, so latency never grows.
-    ``live=False`` (files standing in for a camera): every frame is delivered in order; the
-    reader waits for the consumer instead of dropping.
+    ``live=True`` (cameras): the newest frame wins: when the consumer is slower than the
+    camera, old frames are dropped, so latency never grows. ``live=False`` (files standing
+    in for a camera): every frame is delivered in order, through a queue of ``maxsize``;
+    the reader waits for the consumer instead of dropping. The hand-over is the stages'
+    :class:`~translator.runtime.stages.Mailbox`.
     A camera that returns ``max_failures`` failed reads in a row counts as ended.
     """
 
     def __init__(self, cap: Any, live: bool = True, maxsize: int = 1, max_failures: int = 10):
         self.cap = cap
         self.live = live
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, maxsize))
+        self.mailbox = Mailbox(live, maxsize)
         self.max_failures = max_failures
-        self.dropped = 0
         self.read_count = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="gantool-capture")
+
+    @property
+    def dropped(self) -> int:
+        return self.mailbox.dropped
 
     def start(self) -> CaptureThread:
         self._thread.start()
@@ -212,31 +215,11 @@ class CaptureThread:
                 failures = 0
                 self.read_count += 1
                 # Stamped at capture, so latency can be measured to display.
-                self._put((time.perf_counter(), frame[..., ::-1].copy()))
+                self.mailbox.put((time.perf_counter(), frame[..., ::-1].copy()), self._stop)
         except Exception:  # a crashing backend ends the stream rather than hanging it
             pass
         finally:
-            self._put(_END)
-
-    def _put(self, item: Any) -> None:
-        # The end waits for room rather than displacing the last frame.
-        if self.live and item is not _END:
-            while True:
-                try:
-                    self.queue.put_nowait(item)
-                    return
-                except queue.Full:
-                    try:
-                        self.queue.get_nowait()  # newest wins: drop the oldest
-                        self.dropped += 1
-                    except queue.Empty:
-                        pass
-        while not self._stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+            self.mailbox.put(END, self._stop)
 
     def read(self, timeout: float) -> np.ndarray | None:
         """The next RGB frame; None when the source ended or sent nothing for ``timeout``."""
@@ -245,13 +228,10 @@ class CaptureThread:
 
     def read_stamped(self, timeout: float) -> tuple[float, np.ndarray] | None:
         """(``time.perf_counter()`` at capture, RGB frame), or None like :meth:`read`."""
-        try:
-            item = self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if item is _END:
+        item = self.mailbox.get(timeout)
+        if item is END:
             with contextlib.suppress(queue.Full):
-                self.queue.put_nowait(_END)  # later reads see the end too
+                self.mailbox.queue.put_nowait(END)  # later reads see the end too
             return None
         return item
 
