@@ -22,12 +22,12 @@ class TrainConfig:
     domain_a: str | None = field(default=None, metadata={
         "help": "first domain (translation) or a filter (generation), e.g. male, 6, attr:Smiling"})
     domain_b: str | None = field(default=None, metadata={"help": "second domain, e.g. female"})
-    size: int = field(default=64, metadata={"help": "training resolution in pixels"})
+    size: int = field(default=64, metadata={"help": "training resolution in pixels", "min": 8})
     steps: int | None = field(default=None, metadata={
         "help": "training steps (batches); 1000 unless --epochs is given"})
     epochs: float | None = field(default=None, metadata={
         "help": "train for this many passes over the larger domain instead of --steps"})
-    batch_size: int = field(default=16, metadata={"help": "images per step per process"})
+    batch_size: int = field(default=16, metadata={"help": "images per step per process", "min": 1})
     max_images: int | None = field(default=None, metadata={
         "help": "train on at most N images per domain (a fixed subset, the same every run)"})
     preprocess: str | None = field(default=None, metadata={
@@ -61,13 +61,14 @@ class TrainConfig:
     cache: bool = field(default=True, metadata={
         "help": "keep decoded, resized images in RUN/cache so later epochs skip decoding"})
     workers: int = field(default=-1, metadata={
-        "help": "data loader processes (-1: automatic)"})
-    log_every: int = field(default=10, metadata={"help": "steps between loss log rows"})
-    sample_every: int = field(default=200, metadata={"help": "steps between sample grids"})
-    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
-    keep_last: int = field(default=3, metadata={"help": "recent checkpoints to keep"})
+        "help": "data loader processes (-1: automatic)", "min": -1})
+    log_every: int = field(default=10, metadata={"help": "steps between loss log rows", "min": 1})
+    sample_every: int = field(default=200, metadata={"help": "steps between sample grids", "min": 1})
+    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints",
+                                                         "min": 1})
+    keep_last: int = field(default=3, metadata={"help": "recent checkpoints to keep", "min": 0})
     history_every: int = field(default=5000, metadata={
-        "help": "also keep every checkpoint at a multiple of this step (0: none)"})
+        "help": "also keep every checkpoint at a multiple of this step (0: none)", "min": 0})
 
     DEFAULT_STEPS: typing.ClassVar[int] = 1000
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import __version__
 from .checkpoint import find_checkpoint, load_into, load_weights, read_json
-from .config import TrainConfig, config_from_dict, to_dict
+from .config import TrainConfig, check_ranges, config_from_dict, to_dict
 from .data import ImageList
 from .errors import GantoolError
 from .registry import get_registry
@@ -181,16 +181,12 @@ def _type_name(tp: Any) -> str:
 
 
 #: TrainConfig fields and the smallest value that makes sense (steps are checked apart).
-_TRAIN_MINIMUMS = {"size": 8, "batch_size": 1, "log_every": 1, "sample_every": 1,
-                   "checkpoint_every": 1, "keep_last": 0, "history_every": 0, "workers": -1}
-
-
 def check_train_config(train: TrainConfig, where: str) -> None:
-    """Intervals and sizes a run cannot work with, as one clear error."""
-    for name, lowest in _TRAIN_MINIMUMS.items():
-        value = getattr(train, name)
-        if value < lowest:
-            raise GantoolError(f"{where}: {name.replace('_', '-')} must be at least {lowest}, not {value}")
+    """Intervals and sizes a run cannot work with (the fields' ``min``), as one clear error."""
+    try:
+        check_ranges(train)
+    except GantoolError as exc:
+        raise GantoolError(f"{where}: {exc}") from None
     if train.epochs is not None and not train.epochs > 0:
         raise GantoolError(f"{where}: epochs must be more than 0, not {train.epochs}")
 
