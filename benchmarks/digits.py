@@ -28,25 +28,31 @@ from translator.registry import get_registry
 from translator.training import train
 
 
-def score_run(run: Path, n: int = 500) -> dict:
+def score_run(run: Path, n: int = 500, step: int | None = None) -> dict:
     """``gantool evaluate``'s reading of ``n`` samples from fixed noise."""
-    figures = evaluate_run(run, max_images=n, seed=123, progress=False).figures["samples"]
+    figures = evaluate_run(run, step, max_images=n, seed=123, progress=False).figures["samples"]
     return {"mean_top_p": round(figures["mean top p"], 3), "classes": figures["classes covered"]}
 
 
 def run_model(name: str, steps: int, batch: int, out: Path, seed: int,
-              max_images: int | None = None, variant: list[str] = ()) -> dict:
+              max_images: int | None = None, variant: list[str] = (),
+              score_every: int | None = None) -> dict:
+    """Train with ``gantool train``'s defaults for the model plus the given settings."""
     spec = get_registry().model(name)
     train_values, model_values = overrides(list(variant), spec.config)
-    cfg = TrainConfig(**{"model": name, "data": "digits", "size": 32, "steps": steps,
-                         "batch_size": batch, "seed": seed, "out": str(out / name),
-                         "log_every": 50, "sample_every": steps, "checkpoint_every": steps,
+    every = score_every or steps
+    cfg = TrainConfig(**{**spec.train_defaults, "model": name, "data": "digits", "size": 32,
+                         "steps": steps, "batch_size": batch, "seed": seed,
+                         "out": str(out / name), "log_every": 50, "sample_every": every,
+                         "checkpoint_every": every, "keep_last": steps // every + 1,
                          "max_images": max_images, **train_values})
     began = time.perf_counter()
     train(cfg, spec.config(**model_values), progress=False)
     seconds = time.perf_counter() - began
+    # Scored after training, so the seconds are training time only.
+    on_the_way = {f"at {s}": score_run(out / name, step=s) for s in range(every, steps, every)}
     return {"model": name, "steps": steps, "seconds": round(seconds), **score_run(out / name),
-            "run": str(out / name)}
+            "run": str(out / name), **on_the_way}
 
 
 def main() -> None:
@@ -59,6 +65,8 @@ def main() -> None:
     parser.add_argument("--max-images", type=int, default=None, help="train on N digits")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="a variant: training or model config fields, e.g. diffaug=none")
+    parser.add_argument("--score-every", type=int, default=None, metavar="N",
+                        help="also score the checkpoints every N steps on the way")
     parser.add_argument("--out", type=Path, default=None, help="keep runs here")
     parser.add_argument("--score", type=Path, nargs="+", default=None, metavar="RUN",
                         help="only score existing runs (e.g. after gantool train --resume)")
@@ -80,7 +88,7 @@ def main() -> None:
                      **score_digits(to_uint8(untrained.nets["G"](noise))).as_row()})
     for name in args.models:
         rows.append(run_model(name, args.steps, args.batch_size, out, args.seed,
-                              args.max_images, args.set))
+                              args.max_images, args.set, args.score_every))
         print(rows[-1], flush=True)
 
     print(f"\ndigits 32 px, batch {args.batch_size}, torch {torch.__version__}, "
