@@ -77,3 +77,12 @@ def test_without_ema_a_checkpoint_has_no_average_and_bad_decays_are_refused(tmp_
     assert not (find_checkpoint(run / "checkpoints") / AVERAGE).exists()
     with pytest.raises(GantoolError, match="--ema must be between"):
         _train(tmp_path, "bad", steps=1, ema=1.0)
+
+
+@pytest.mark.parametrize(("name", "averaged"), [("wgan-gp", True), ("dcgan", False)])
+def test_wgan_gp_averages_its_generator_by_default(run_cli, tmp_path, name, averaged):
+    run = tmp_path / name
+    result = run_cli("train", name, "--data", "demo", "--steps", "2", "--size", "32",
+                     "--batch-size", "2", "--ngf", "4", "--ndf", "4", "--out", run)
+    assert result.exit_code == 0, result.output
+    assert (find_checkpoint(run / "checkpoints") / AVERAGE).is_file() == averaged
