@@ -11,6 +11,7 @@ samples, next to the same figures for real digits and for the untrained generato
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 import warnings
@@ -21,6 +22,7 @@ from translator.plugins.datasets.digit_reading import score_digits
 from translator.plugins.datasets.digits import digit_images
 from variants import overrides
 
+from translator.checkpoint import STATE, WEIGHTS, find_checkpoint, load_average
 from translator.config import TrainConfig
 from translator.data.pipeline import to_uint8
 from translator.evaluate import evaluate_run
@@ -28,25 +30,51 @@ from translator.registry import get_registry
 from translator.training import train
 
 
-def score_run(run: Path, n: int = 500) -> dict:
+def score_run(run: Path, n: int = 500, step: int | None = None) -> dict:
     """``gantool evaluate``'s reading of ``n`` samples from fixed noise."""
-    figures = evaluate_run(run, max_images=n, seed=123, progress=False).figures["samples"]
+    figures = evaluate_run(run, step, max_images=n, seed=123, progress=False).figures["samples"]
     return {"mean_top_p": round(figures["mean top p"], 3), "classes": figures["classes covered"]}
 
 
+def live_copy(run: Path, step: int) -> Path:
+    """A run folder beside ``run`` with its checkpoint at ``step`` but without the
+    generators' average (``--ema``): what the trained weights alone make."""
+    live = run.with_name(f"{run.name}-live-{step}")
+    folder = find_checkpoint(run / "checkpoints", step)
+    (live / "checkpoints" / folder.name).mkdir(parents=True, exist_ok=True)
+    shutil.copy(run / "config.json", live / "config.json")
+    for name in (WEIGHTS, STATE):
+        shutil.copy(folder / name, live / "checkpoints" / folder.name / name)
+    return live
+
+
+def scores_at(run: Path, step: int) -> dict:
+    """The score at ``step``, and the trained weights' own where the run averages them."""
+    scores = score_run(run, step=step)
+    if load_average(find_checkpoint(run / "checkpoints", step)) is not None:
+        scores["live"] = score_run(live_copy(run, step), step=step)
+    return scores
+
+
 def run_model(name: str, steps: int, batch: int, out: Path, seed: int,
-              max_images: int | None = None, variant: list[str] = ()) -> dict:
+              max_images: int | None = None, variant: list[str] = (),
+              score_every: int | None = None) -> dict:
+    """Train with ``gantool train``'s defaults for the model plus the given settings."""
     spec = get_registry().model(name)
     train_values, model_values = overrides(list(variant), spec.config)
-    cfg = TrainConfig(**{"model": name, "data": "digits", "size": 32, "steps": steps,
-                         "batch_size": batch, "seed": seed, "out": str(out / name),
-                         "log_every": 50, "sample_every": steps, "checkpoint_every": steps,
+    every = score_every or steps
+    cfg = TrainConfig(**{**spec.train_defaults, "model": name, "data": "digits", "size": 32,
+                         "steps": steps, "batch_size": batch, "seed": seed,
+                         "out": str(out / name), "log_every": 50, "sample_every": every,
+                         "checkpoint_every": every, "keep_last": steps // every + 1,
                          "max_images": max_images, **train_values})
     began = time.perf_counter()
     train(cfg, spec.config(**model_values), progress=False)
     seconds = time.perf_counter() - began
-    return {"model": name, "steps": steps, "seconds": round(seconds), **score_run(out / name),
-            "run": str(out / name)}
+    # Scored after training, so the seconds are training time only.
+    on_the_way = {f"at {s}": scores_at(out / name, s) for s in range(every, steps, every)}
+    return {"model": name, "steps": steps, "seconds": round(seconds),
+            **scores_at(out / name, steps), "run": str(out / name), **on_the_way}
 
 
 def main() -> None:
@@ -59,13 +87,15 @@ def main() -> None:
     parser.add_argument("--max-images", type=int, default=None, help="train on N digits")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="a variant: training or model config fields, e.g. diffaug=none")
+    parser.add_argument("--score-every", type=int, default=None, metavar="N",
+                        help="also score the checkpoints every N steps on the way")
     parser.add_argument("--out", type=Path, default=None, help="keep runs here")
     parser.add_argument("--score", type=Path, nargs="+", default=None, metavar="RUN",
                         help="only score existing runs (e.g. after gantool train --resume)")
     args = parser.parse_args()
     if args.score:
         for run in args.score:
-            print({"run": str(run), **score_run(run)})
+            print({"run": str(run), **scores_at(run, int(find_checkpoint(run / "checkpoints").name[5:]))})
         return
     out = args.out or Path(tempfile.mkdtemp(prefix="gantool-digits-"))
 
@@ -80,7 +110,7 @@ def main() -> None:
                      **score_digits(to_uint8(untrained.nets["G"](noise))).as_row()})
     for name in args.models:
         rows.append(run_model(name, args.steps, args.batch_size, out, args.seed,
-                              args.max_images, args.set))
+                              args.max_images, args.set, args.score_every))
         print(rows[-1], flush=True)
 
     print(f"\ndigits 32 px, batch {args.batch_size}, torch {torch.__version__}, "

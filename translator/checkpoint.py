@@ -22,6 +22,8 @@ from .errors import GantoolError
 from .safe_write import TMP_MARK, write_text_atomic
 
 WEIGHTS = "weights.safetensors"
+#: The generators' averaged weights (``--ema``), keyed like ``WEIGHTS``; absent without.
+AVERAGE = "ema.safetensors"
 STATE = "state.pt"
 LATEST = "latest"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -33,17 +35,21 @@ def step_dir_name(step: int) -> str:
 
 
 def save_checkpoint(
-    checkpoints: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any]
+    checkpoints: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
+    average: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write one checkpoint atomically and point ``latest`` at it."""
+    """Write one checkpoint atomically and point ``latest`` at it (with the generators'
+    averaged weights, when the run keeps an average)."""
     checkpoints.mkdir(parents=True, exist_ok=True)
     final = checkpoints / step_dir_name(step)
     tmp = checkpoints / f".{final.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
-    save_file(tensors, str(tmp / WEIGHTS), metadata={"step": str(step)})
+    for name, tensors in ((WEIGHTS, weights), (AVERAGE, average)):
+        if tensors is not None:
+            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()},
+                      str(tmp / name), metadata={"step": str(step)})
     torch.save(state, tmp / STATE)
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
@@ -119,11 +125,22 @@ def find_checkpoint(checkpoints: Path, step: int | None = None) -> Path:
     return available[max(available)]
 
 
-def load_weights(folder: Path) -> dict[str, torch.Tensor]:
+def load_weights(folder: Path, name: str = WEIGHTS) -> dict[str, torch.Tensor]:
     try:
-        return load_file(str(folder / WEIGHTS))
+        return load_file(str(folder / name))
     except (SafetensorError, OSError, ValueError) as exc:
         raise GantoolError(f"checkpoint {folder} is corrupt: {exc}") from None
+
+
+def load_average(folder: Path) -> dict[str, torch.Tensor] | None:
+    """The generators' averaged weights, or None for a run without ``--ema``."""
+    return load_weights(folder, AVERAGE) if (folder / AVERAGE).is_file() else None
+
+
+def load_inference_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The weights that samples, evaluation and export use: the generators' average
+    where the run keeps one, the trained weights elsewhere."""
+    return {**load_weights(folder), **(load_average(folder) or {})}
 
 
 def load_state(folder: Path) -> dict[str, Any]:

@@ -43,6 +43,10 @@ class TrainConfig:
         "help": "differentiable augmentation of every image the discriminator sees (Zhao "
                 "et al. 2020): a comma list of color, translation, cutout, or none; auto: "
                 "all three for generation models on at most 1000 images, else none"})
+    ema: float = field(default=0.0, metadata={
+        "help": "keep an exponential moving average of the generators' weights with this "
+                "decay per step (e.g. 0.999; 0: off) and use it for samples, evaluation, "
+                "translation and export", "min": 0.0, "max": 0.99999})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     precision: str = field(default="auto", metadata={
         "help": "auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",

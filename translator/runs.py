@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .checkpoint import find_checkpoint, load_into, load_weights, read_json
+from .checkpoint import find_checkpoint, load_inference_weights, load_into, read_json
 from .config import TrainConfig, check_ranges, config_from_dict, to_dict
 from .data import ImageList
 from .errors import GantoolError
@@ -180,7 +180,6 @@ def _type_name(tp: Any) -> str:
     return " or ".join(getattr(a, "__name__", str(a)) for a in (typing.get_args(tp) or (tp,)))
 
 
-#: TrainConfig fields and the smallest value that makes sense (steps are checked apart).
 def check_train_config(train: TrainConfig, where: str) -> None:
     """Intervals and sizes a run cannot work with (the fields' ``min``), as one clear error."""
     try:
@@ -192,13 +191,14 @@ def check_train_config(train: TrainConfig, where: str) -> None:
 
 
 def load_model(run_dir: Path, step: int | None = None):
-    """The run's model on the CPU in eval mode with the chosen checkpoint's weights.
+    """The run's model on the CPU in eval mode with the chosen checkpoint's weights
+    (its generators' average where the run keeps one: ``--ema``).
 
     Returns ``(model, run_config, step)``.
     """
     rc = read_run_config(run_dir)
     folder = find_checkpoint(Path(run_dir) / "checkpoints", step)
     model = rc.spec.build(rc.model_config)
-    load_into(model.nets, load_weights(folder), folder)
+    load_into(model.nets, load_inference_weights(folder), folder)
     model.eval()
     return model, rc, int(folder.name.split("-")[1])

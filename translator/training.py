@@ -11,6 +11,7 @@ precision, multi-process training, checkpoints, logs, sample grids and progress.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import math
@@ -30,6 +31,7 @@ from .checkpoint import (
     clean_leftovers,
     find_checkpoint,
     list_checkpoints,
+    load_average,
     load_into,
     load_state,
     load_weights,
@@ -49,6 +51,7 @@ from .device import (
     set_training_flags,
 )
 from .diffaugment import DiffAugment
+from .ema import WeightAverage
 from .errors import GantoolError
 from .gan import GANModel, StepContext
 from .imaging import grid_image, plot_losses, save_image
@@ -107,6 +110,8 @@ def train(
         losses = model.train_step(run.to_device(batch), ctx)
         for sched in run.schedulers.values():
             sched.step()
+        if run.average is not None:
+            run.average.update(step)
         run.partial.add(losses)
         done = step + 1
         # Reading losses forces a device sync, so it happens only at log intervals.
@@ -154,6 +159,8 @@ class Run:
     partial: LossSums
     #: Whether the networks replay CUDA graphs (``--compile --cuda-graphs`` on CUDA).
     cuda_graphs: bool = False
+    #: The generators' moving average (``--ema``), or None.
+    average: WeightAverage | None = None
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -211,6 +218,7 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
         torch.manual_seed(train_cfg.seed * 1000 + dist_info.rank + 1)
     mode = compile_mode(train_cfg, device)
     graphs = train_cfg.compile and mode == "reduce-overhead"
+    average = _weight_average(model, train_cfg.ema, resume_from[0] if resume_from else None)
     if train_cfg.compile:
         model = _maybe_compile(model, mode)
 
@@ -220,7 +228,20 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
         caches = create_caches(domains, run_dir / "cache", train_cfg.size, augment)
     loader = _batch_loader(domains, train_cfg, augment, total, start, dist_info, device, caches)
     return Run(train_cfg, spec, dist_info, device, run_dir, model, optimizers, schedulers,
-               scalers, ctx, fixed, loader, start, total, resume is not None, partial, graphs)
+               scalers, ctx, fixed, loader, start, total, resume is not None, partial, graphs,
+               average)
+
+
+def _weight_average(model: GANModel, decay: float, checkpoint: Path | None) -> WeightAverage | None:
+    """The run's average of its generators' weights: the checkpoint's when resuming, else
+    the weights as they are now (a checkpoint without one, e.g. an import's, too)."""
+    if decay <= 0:
+        return None
+    average = WeightAverage(model, decay)
+    saved = load_average(checkpoint) if checkpoint is not None else None
+    if saved is not None:
+        average.load(saved)
+    return average
 
 
 def _resolve_run(
@@ -669,7 +690,8 @@ class RunOutputs:
             return
         was_training = run.model.training
         run.model.eval()
-        with torch.no_grad(), run.ctx.autocast():
+        averaged = run.average.swapped_in() if run.average else contextlib.nullcontext()
+        with torch.no_grad(), run.ctx.autocast(), averaged:
             images, nrow = run.model.sample_grid({k: v.to(run.device) for k, v in run.fixed.items()})
         run.model.train(was_training)
         grid = grid_image(to_uint8(images), nrow)
@@ -684,7 +706,8 @@ class RunOutputs:
         if state is None:
             return
         checkpoints = run.run_dir / "checkpoints"
-        save_checkpoint(checkpoints, step, run.model.nets.state_dict(), state)
+        save_checkpoint(checkpoints, step, run.model.nets.state_dict(), state,
+                        run.average.tensors if run.average else None)
         if self.board is not None:
             self.board.flush()  # a resumed run does not log these steps again
         prune_checkpoints(checkpoints, run.cfg.keep_last, run.cfg.history_every)
