@@ -49,12 +49,14 @@ class WeightAverage:
     def update(self, step: int) -> None:
         """Fold in the live weights after training step ``step`` (0-based)."""
         weight = 1.0 - decay_at(self.decay, step)
+        floats = [name for name, avg in self.tensors.items() if avg.is_floating_point()]
+        # One fused update for all tensors: a launch per tensor would cost a GPU step more
+        # time than the arithmetic (BENCHMARKS.md, "Where the time went").
+        torch._foreach_lerp_([self.tensors[n] for n in floats],
+                             [self._live[n].detach() for n in floats], weight)
         for name, avg in self.tensors.items():
-            live = self._live[name].detach()
-            if avg.is_floating_point():
-                avg.lerp_(live, weight)
-            else:  # counters such as BatchNorm's num_batches_tracked
-                avg.copy_(live)
+            if not avg.is_floating_point():  # counters such as BatchNorm's num_batches_tracked
+                avg.copy_(self._live[name].detach())
 
     def load(self, saved: dict[str, torch.Tensor]) -> None:
         """Take a checkpoint's average; names it lacks keep the live weights."""
