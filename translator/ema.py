@@ -50,8 +50,8 @@ class WeightAverage:
         """Fold in the live weights after training step ``step`` (0-based)."""
         weight = 1.0 - decay_at(self.decay, step)
         floats = [name for name, avg in self.tensors.items() if avg.is_floating_point()]
-        # One fused update for all tensors: a launch per tensor would cost a GPU step more
-        # time than the arithmetic (BENCHMARKS.md, "Where the time went").
+        # One fused update for all tensors, not a kernel launch per tensor: small GPU steps
+        # are bound by launches (BENCHMARKS.md, "Where the time went").
         torch._foreach_lerp_([self.tensors[n] for n in floats],
                              [self._live[n].detach() for n in floats], weight)
         for name, avg in self.tensors.items():
