@@ -44,19 +44,22 @@ class WeightAverage:
         live = model.nets.state_dict(keep_vars=True)
         self._live = {name: live[name] for name in generator_tensor_names(model)}
         self.tensors = {name: t.detach().clone() for name, t in self._live.items()}
+        # Floating-point tensors are averaged; counters (BatchNorm's num_batches_tracked)
+        # are copied. Split once here, not on every step.
+        floats = [n for n, avg in self.tensors.items() if avg.is_floating_point()]
+        counters = [n for n in self.tensors if n not in floats]
+        self._averaged = ([self.tensors[n] for n in floats], [self._live[n].detach() for n in floats])
+        self._copied = [(self.tensors[n], self._live[n].detach()) for n in counters]
 
     @torch.no_grad()
     def update(self, step: int) -> None:
         """Fold in the live weights after training step ``step`` (0-based)."""
         weight = 1.0 - decay_at(self.decay, step)
-        floats = [name for name, avg in self.tensors.items() if avg.is_floating_point()]
         # One fused update for all tensors, not a kernel launch per tensor: small GPU steps
         # are bound by launches (BENCHMARKS.md, "Where the time went").
-        torch._foreach_lerp_([self.tensors[n] for n in floats],
-                             [self._live[n].detach() for n in floats], weight)
-        for name, avg in self.tensors.items():
-            if not avg.is_floating_point():  # counters such as BatchNorm's num_batches_tracked
-                avg.copy_(self._live[name].detach())
+        torch._foreach_lerp_(*self._averaged, weight)
+        for avg, live in self._copied:
+            avg.copy_(live)
 
     def load(self, saved: dict[str, torch.Tensor]) -> None:
         """Take a checkpoint's average; names it lacks keep the live weights."""
