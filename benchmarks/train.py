@@ -188,22 +188,22 @@ class GantoolStep:
         if self.channels_last:
             real_A = real_A.contiguous(memory_format=torch.channels_last)
             real_B = real_B.contiguous(memory_format=torch.channels_last)
-        if not self.cuda:
-            self.model.train_step({"a": real_A, "b": real_B}, self.ctx)
-            return
         if self.cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
-        # What translator.training sets for CUDA; restored after, for the baseline's sake.
-        flags = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-                 torch.backends.cudnn.allow_tf32)
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        try:
-            self.model.train_step({"a": real_A, "b": real_B}, self.ctx)
-        finally:
-            (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-             torch.backends.cudnn.allow_tf32) = flags
+        loop_step(self.model, {"a": real_A, "b": real_B}, self.ctx)
+
+
+def loop_step(model: Any, batch: dict[str, torch.Tensor], ctx: Any) -> None:
+    """``train_step`` under the loop's backend flags (on CUDA autotuning and TF32), put
+    back afterwards so that the baseline's steps run without them."""
+    from translator.device import restores_backend_flags, set_training_flags
+
+    @restores_backend_flags
+    def step() -> None:
+        set_training_flags(ctx.device, deterministic=False)
+        model.train_step(batch, ctx)
+
+    step()
 
 
 def make_step(args: argparse.Namespace, path: str, device: torch.device):
