@@ -28,14 +28,6 @@ VARIANTS = ("cyclegan", "cyclegan-unet", "cyclegan-mobile")
 HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def generator(name: str, size: int) -> Any:
-    from translator.registry import get_registry
-
-    spec = get_registry().model(name)
-    torch.manual_seed(0)
-    return spec.build(spec.config(size=size)).generators()["a2b"]
-
-
 def median_ms(fn: Callable[[int], Any], warmup: int, iters: int, repeats: int) -> float:
     """Median milliseconds per call of ``fn(i)``, by CUDA events over ``iters`` calls."""
     for i in range(warmup):
@@ -91,42 +83,39 @@ def _half_call(module: Any, dtype: torch.dtype) -> Callable[[torch.Tensor], torc
     return call
 
 
-def onnx_paths(name: str, gen: Any, size: int, folder: Path) -> dict[str, Any]:
-    """onnxruntime CUDA sessions for fp32 and fp16 files, if the CUDA provider works."""
+def exported(name: str, size: int, folder: Path) -> tuple[torch.nn.Module, dict[str, Path]]:
+    """The generator (random weights, seed 0) and its ONNX files, fp32 and ``--fp16``."""
+    import onnx
+    from runtime import export_variant
+    from translator.exporters.onnx_export import to_fp16
+
+    module, fp32_path = export_variant(name, size, folder)
+    half_path = fp32_path.with_name(f"{fp32_path.stem}-fp16.onnx")
+    onnx.save_model(to_fp16(onnx.load(str(fp32_path))), str(half_path))
+    return module, {"fp32": fp32_path, "fp16": half_path}
+
+
+def onnx_paths(files: dict[str, Path]) -> dict[str, Any]:
+    """onnxruntime CUDA sessions for the files, if the CUDA provider works."""
     from translator.errors import GantoolError
     from translator.runtime.session import ModelSession
 
-    fp32_path = folder / f"{name}.onnx"
-    _export(gen, size, fp32_path, half=False)
-    half_path = folder / f"{name}-fp16.onnx"
-    _export(gen, size, half_path, half=True)
     try:
-        return {"onnxruntime cuda fp32": ModelSession(fp32_path, "cuda", log=lambda _: None),
-                "onnxruntime cuda fp16": ModelSession(half_path, "cuda", log=lambda _: None)}
+        return {f"onnxruntime cuda {precision}": ModelSession(path, "cuda", log=lambda _: None)
+                for precision, path in files.items()}
     except GantoolError as exc:
         print(f"  onnxruntime CUDA skipped: {exc}")
         return {}
 
 
-def _export(gen: Any, size: int, path: Path, half: bool) -> None:
-    import onnx
-    from translator.exporters.onnx_export import DEFAULT_OPSET, export_module, to_fp16, trace_input
-
-    proto, _ = export_module(gen, trace_input(gen, size, None), DEFAULT_OPSET, None,
-                             "image", "translated")
-    if half:
-        proto = to_fp16(proto)
-    onnx.save_model(proto, str(path))
-
-
 def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for name in args.variants:
-        gen = generator(name, args.size)
         with tempfile.TemporaryDirectory() as tmp:
             # Exported first, on the CPU, before the module moves to the GPU.
-            sessions = onnx_paths(name, gen, args.size, Path(tmp)) if args.onnx else {}
-            paths = torch_paths(gen.module, args.compile)
+            module, files = exported(name, args.size, Path(tmp))
+            sessions = onnx_paths(files) if args.onnx else {}
+            paths = torch_paths(module, args.compile)
             for batch in args.batches:
                 g = torch.Generator(device="cuda").manual_seed(batch)
                 inputs = [torch.rand(batch, 3, args.size, args.size, device="cuda", generator=g) * 2 - 1
