@@ -36,11 +36,11 @@ def score_run(run: Path, n: int = 500, step: int | None = None) -> dict:
     return {"mean_top_p": round(figures["mean top p"], 3), "classes": figures["classes covered"]}
 
 
-def live_copy(run: Path, step: int) -> Path:
+def live_copy(run: Path, step: int | None) -> Path:
     """A run folder beside ``run`` with its checkpoint at ``step`` but without the
     generators' average (``--ema``): what the trained weights alone make."""
-    live = run.with_name(f"{run.name}-live-{step}")
     folder = find_checkpoint(run / "checkpoints", step)
+    live = run.with_name(f"{run.name}-live-{folder.name}")
     (live / "checkpoints" / folder.name).mkdir(parents=True, exist_ok=True)
     shutil.copy(run / "config.json", live / "config.json")
     for name in (WEIGHTS, STATE):
@@ -48,8 +48,9 @@ def live_copy(run: Path, step: int) -> Path:
     return live
 
 
-def scores_at(run: Path, step: int) -> dict:
-    """The score at ``step``, and the trained weights' own where the run averages them."""
+def scores_at(run: Path, step: int | None = None) -> dict:
+    """The score at ``step`` (default: the latest checkpoint), and the trained weights'
+    own where the run averages them."""
     scores = score_run(run, step=step)
     if load_average(find_checkpoint(run / "checkpoints", step)) is not None:
         scores["live"] = score_run(live_copy(run, step), step=step)
@@ -95,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.score:
         for run in args.score:
-            print({"run": str(run), **scores_at(run, int(find_checkpoint(run / "checkpoints").name[5:]))})
+            print({"run": str(run), **scores_at(run)})
         return
     out = args.out or Path(tempfile.mkdtemp(prefix="gantool-digits-"))
 
