@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from export_helpers import model_names
 from PIL import Image
 
 from translator.checkpoint import find_checkpoint, load_weights
@@ -29,12 +30,6 @@ pytestmark = [
 
 SIZE = 32
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
-
-def model_names() -> list[str]:
-    from translator.registry import list_models
-
-    return [spec.name for spec in list_models()]
 
 
 def cuda_config(name: str, out: Path, **changes: Any) -> TrainConfig:
