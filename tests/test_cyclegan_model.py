@@ -28,7 +28,7 @@ from translator.plugins.cyclegan.networks import (
 )
 from translator.plugins.cyclegan.pool import ImagePool
 
-from translator.gan import StepContext, gradient_penalty
+from translator.gan import StepContext, gradient_penalty, r1_penalty
 
 CONFIGS = {"resnet": CycleGANConfig, "unet": CycleGANUNetConfig, "mobile": CycleGANMobileConfig}
 VARIANTS = list(CONFIGS)
@@ -199,6 +199,19 @@ def test_gradient_penalty_of_a_linear_critic():
     assert w.grad is not None and w.grad.abs().sum() > 0
 
 
+def test_r1_penalty_of_a_linear_critic():
+    # D(x) = sum(w * x) has gradient w at every real image, so R1 is |w|^2.
+    w = torch.full((1, 3, 4, 4), 0.5, requires_grad=True)
+
+    def critic(x):
+        return (x * w).flatten(1).sum(1)
+
+    penalty = r1_penalty(critic, torch.rand(2, 3, 4, 4))
+    assert penalty.item() == pytest.approx(48 * 0.25, rel=1e-5)
+    penalty.backward()  # the penalty trains the critic: d|w|^2/dw = 2w
+    assert torch.allclose(w.grad, torch.ones_like(w))
+
+
 # -- image pool -----------------------------------------------------------------------------
 def test_image_pool_fills_then_swaps_half():
     pool = ImagePool(4)
@@ -328,6 +341,22 @@ def test_other_gan_losses_train(gan_loss):
     assert ("gp_A" in losses) == (gan_loss == "wgangp")
     after = list(model.nets["D_A"].parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_r1_weight_changes_only_the_discriminators_update():
+    def one_step(r1_weight):
+        torch.manual_seed(0)
+        model = make_model("mobile", ngf=4, ndf=8, r1_weight=r1_weight)
+        losses = model.train_step(batch(torch.Generator().manual_seed(0)), make_ctx())
+        return model, losses
+
+    plain, plain_losses = one_step(0.0)
+    penalised, losses = one_step(10.0)
+    assert "r1_A" not in plain_losses and losses["r1_A"] > 0 and losses["r1_B"] > 0
+    for name in ("G_A", "D_A"):
+        same = all(torch.equal(a, b) for a, b in zip(
+            plain.nets[name].parameters(), penalised.nets[name].parameters(), strict=True))
+        assert same == (name == "G_A")
 
 
 # The reference learning rate, except for the U-Net: its only way to shift the output's mean

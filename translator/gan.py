@@ -220,6 +220,21 @@ def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> Non
             p.grad = torch.empty_like(p).copy_(synced[i])
 
 
+def _input_gradient(discriminator: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``grad_x sum D(x)`` at ``images``, in float32 and eagerly, keeping its graph.
+
+    No autocast and no TF32: the gradient of a half-precision output is too coarse for a
+    penalty on its norm. ``create_graph`` lets a penalty on it train the discriminator.
+    Eager even under ``--compile``: compiled graphs do not support double backward.
+    """
+    images = images.detach().float().requires_grad_(True)
+    with torch.autocast(device_type=images.device.type, enabled=False), true_fp32(), \
+            torch.compiler.set_stance("force_eager"):
+        out = discriminator(images).float()
+        (grad,) = torch.autograd.grad(out.sum(), images, create_graph=True)
+    return grad
+
+
 def gradient_penalty(
     discriminator: nn.Module,
     real: torch.Tensor,
@@ -228,24 +243,26 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """WGAN-GP's penalty ``E[(||grad_x D(x)|| - target_norm)^2]`` on random interpolates.
 
-    Computed in float32 (no autocast, no TF32): the gradient of a half-precision output is
-    too coarse for a penalty on its norm. The result keeps its graph (``create_graph``), so
-    adding it to the discriminator's loss trains the discriminator on it; the discriminator
-    runs eagerly here under ``--compile``, whose graphs cannot be differentiated twice.
+    Computed in float32 and eagerly (see :func:`_input_gradient`); the result keeps its
+    graph, so adding it to the discriminator's loss trains the discriminator on it.
     Interpolation weights come from torch's global RNG (saved and restored on resume).
     """
-    real = real.detach().float()
-    fake = fake.detach().float()
+    real, fake = real.detach().float(), fake.detach().float()
     alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
-    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    # Eager even under --compile: compiled graphs do not support double backward.
-    with torch.autocast(device_type=real.device.type, enabled=False), true_fp32(), \
-            torch.compiler.set_stance("force_eager"):
-        out = discriminator(mixed).float()
-        (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
+    grad = _input_gradient(discriminator, alpha * real + (1 - alpha) * fake)
     # The epsilon keeps the norm's gradient finite where the gradient is exactly zero.
     norm = torch.sqrt(grad.flatten(1).pow(2).sum(1) + 1e-12)
     return ((norm - target_norm) ** 2).mean()
+
+
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): ``E[||grad_x D(x)||^2]`` on real images.
+
+    It keeps the discriminator flat around the training images, so that it cannot carve a
+    sharp peak at each one: a regulariser for small data sets. Weight it by ``gamma / 2``.
+    Computed like :func:`gradient_penalty`, in float32 and eagerly, keeping its graph.
+    """
+    return _input_gradient(discriminator, real).flatten(1).pow(2).sum(1).mean()
 
 
 def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:

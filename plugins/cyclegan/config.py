@@ -43,6 +43,11 @@ class CycleGANConfig:
     gp_weight: float = field(
         default=10.0, metadata={"help": "Gradient-penalty weight (only with --gan-loss wgangp)."}
     )
+    r1_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight (gamma) of the R1 penalty on the discriminators' gradients "
+                  "at real images, a regulariser for small data sets (0: off)."},
+    )
     pool_size: int = field(
         default=50,
         metadata={"help": "Generated images kept to train the discriminators (0: no pool)."},

@@ -25,6 +25,7 @@ from translator.gan import (
     adam,
     gradient_penalty,
     init_normal,
+    r1_penalty,
     set_requires_grad,
 )
 
@@ -197,6 +198,11 @@ class CycleGAN(GANModel):
             losses["gp_A"], losses["gp_B"] = gp_a.detach(), gp_b.detach()
             loss_d_a = loss_d_a + cfg.gp_weight * gp_a
             loss_d_b = loss_d_b + cfg.gp_weight * gp_b
+        if cfg.r1_weight > 0:
+            r1_a, r1_b = r1_penalty(d_a, real_b), r1_penalty(d_b, real_a)
+            losses["r1_A"], losses["r1_B"] = r1_a.detach(), r1_b.detach()
+            loss_d_a = loss_d_a + cfg.r1_weight / 2 * r1_a
+            loss_d_b = loss_d_b + cfg.r1_weight / 2 * r1_b
         # One backward for both: their parameters are disjoint, so the gradients are the same.
         ctx.backward(loss_d_a + loss_d_b, opt_d)
         ctx.step(opt_d)
