@@ -359,6 +359,18 @@ def test_r1_weight_changes_only_the_discriminators_update():
         assert same == (name == "G_A")
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_cycle_noise_reaches_only_the_way_back(noise):
+    torch.manual_seed(0)
+    model = make_model("mobile", ngf=4, ndf=8, cycle_noise=noise, lambda_identity=0.0)
+    translations, inputs = [], []
+    model.nets["G_A"].register_forward_hook(lambda _m, _i, out: translations.append(out))
+    model.nets["G_B"].register_forward_pre_hook(lambda _m, args: inputs.append(args[0]))
+    model.train_step(batch(torch.Generator().manual_seed(0)), make_ctx())
+    fake_b, back = translations[0], inputs[0]  # G_B's first input is G_A's translation
+    assert (back - fake_b).std().item() == pytest.approx(noise, abs=0.05)
+
+
 # The reference learning rate, except for the U-Net: its only way to shift the output's mean
 # is the outermost transposed conv, fed by a narrow unnormalised layer, so at 2e-4 it needs
 # many more steps than this test can afford.

@@ -36,6 +36,12 @@ class CycleGANConfig:
     lambda_cycle: float = field(
         default=10.0, metadata={"help": "Weight of the cycle-consistency L1 loss."}
     )
+    cycle_noise: float = field(
+        default=0.0,
+        metadata={"help": "Standard deviation of Gaussian noise added to a translation before "
+                  "it is translated back for the cycle loss, so that the generator cannot hide "
+                  "the input in faint patterns (0: off)."},
+    )
     lambda_identity: float = field(
         default=0.5,
         metadata={"help": "Weight of the identity loss, relative to --lambda-cycle (0: off)."},
