@@ -28,6 +28,7 @@ from translator.plugins.cyclegan.networks import (
 )
 from translator.plugins.cyclegan.pool import ImagePool
 
+from translator import GantoolError
 from translator.gan import StepContext, gradient_penalty, r1_penalty
 
 CONFIGS = {"resnet": CycleGANConfig, "unet": CycleGANUNetConfig, "mobile": CycleGANMobileConfig}
@@ -104,8 +105,15 @@ def test_depth_follows_size():
     assert resolve_downs(CycleGANUNetConfig(size=128)) == 7
     assert resolve_downs(CycleGANUNetConfig(size=32)) == 5
     assert resolve_downs(CycleGANUNetConfig(size=192)) == 6  # 192 = 3 * 2**6
-    with pytest.raises(ValueError):
+    with pytest.raises(GantoolError, match="--downs must be at least 5"):
         resolve_downs(CycleGANUNetConfig(downs=4))
+
+
+@pytest.mark.parametrize("name", ["lambda_cycle", "lambda_identity", "cycle_noise", "r1_weight"])
+def test_negative_weights_are_refused_with_their_flag(name):
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(GantoolError, match=f"^{flag} must be 0 or more"):
+        make_model("mobile", ngf=4, ndf=8, **{name: -1.0})
 
 
 # -- architectures ----------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from translator import GantoolError
+
 GAN_LOSSES = ["lsgan", "vanilla", "wgangp", "hinge"]
 
 
@@ -107,7 +109,7 @@ def resolve_downs(config: CycleGANUNetConfig) -> int:
     """
     if config.downs > 0:
         if config.downs < 5:
-            raise ValueError(f"--downs must be at least 5, got {config.downs}")
+            raise GantoolError(f"--downs must be at least 5, got {config.downs}")
         return config.downs
     downs = 8
     while downs > 5 and config.size % (2**downs) != 0:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from translator import GantoolError
 from translator.gan import (
     ExportableGenerator,
     GANModel,
@@ -110,6 +111,10 @@ class CycleGAN(GANModel):
             raise ValueError(
                 f"unknown --gan-loss '{config.gan_loss}'; known: {', '.join(GANLoss.kinds)}"
             )
+        for name in ("lambda_cycle", "lambda_identity", "cycle_noise", "r1_weight"):
+            if getattr(config, name) < 0:
+                flag = "--" + name.replace("_", "-")
+                raise GantoolError(f"{flag} must be 0 or more, got {getattr(config, name)}")
         self.variant = variant
         generator_a = build_generator(config, variant)
         self.nets["G_A"] = generator_a
