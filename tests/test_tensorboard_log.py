@@ -38,6 +38,21 @@ def _raw_events(run) -> list:
     return [event for f in files for event in EventFileLoader(str(f)).Load()]
 
 
+def test_a_new_event_file_sorts_after_one_begun_in_the_same_second(tmp_path):
+    import time
+
+    from translator.tensorboard_log import TensorBoardLog
+
+    # The name an earlier writer could have, begun this second or the next on a host whose
+    # name sorts last: TensorBoard would read a file opened now before it.
+    earlier = tmp_path / f"events.out.tfevents.{int(time.time()) + 1}.zzzz.1.99"
+    earlier.write_bytes(b"")
+    log = TensorBoardLog.open(tmp_path, resume_step=4)
+    log.close()
+    names = sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))
+    assert len(names) == 2 and names[0] == earlier.name
+
+
 def test_an_interrupted_and_resumed_run_logs_every_step_once(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

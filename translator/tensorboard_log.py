@@ -6,9 +6,12 @@ shows the logged scalars and the sample grids as the run goes.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
+
+EVENT_FILE_PREFIX = "events.out.tfevents."
 
 
 class TensorBoardLog:
@@ -29,6 +32,7 @@ class TensorBoardLog:
         except ImportError:
             return None
         purge = resume_step + 1 if resume_step is not None else None
+        _wait_until_new_files_sort_last(log_dir)
         return cls(SummaryWriter(str(log_dir), purge_step=purge, flush_secs=10))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
@@ -44,3 +48,18 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def _wait_until_new_files_sort_last(log_dir: Path) -> None:
+    """Sleep until the clock is past the second in which the newest event file began.
+
+    TensorBoard reads a folder's event files in name order, and a name starts with its
+    writer's creation second, then host, process and a counter compared as text (``...100``
+    sorts before ``...99``). A run resumed within the second in which it started could
+    write a file that sorts first, and the purge of the interrupted run's last steps would
+    be read before the steps it drops. Waiting is needed only then: at most one second.
+    """
+    seconds = [int(part) for path in Path(log_dir).glob(EVENT_FILE_PREFIX + "*")
+               if (part := path.name[len(EVENT_FILE_PREFIX):].split(".")[0]).isdigit()]
+    if seconds:
+        time.sleep(max(0.0, max(seconds) + 1 - time.time()))
