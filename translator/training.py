@@ -102,9 +102,10 @@ def train(
     last: dict[str, float] = {}
     began = time.perf_counter()
     step = run.start
+    graphs = run.cuda_graphs
     for step, batch in zip(range(run.start, run.total), run.loader, strict=False):
         ctx.global_step = step
-        if run.cuda_graphs:
+        if graphs:
             # A new step: graph outputs of the last one (already consumed) may be overwritten.
             torch.compiler.cudagraph_mark_step_begin()
         losses = model.train_step(run.to_device(batch), ctx)
@@ -157,10 +158,13 @@ class Run:
     #: Losses summed since the last log row; checkpointed so a resumed run's next row
     #: averages the same steps as an uninterrupted run's.
     partial: LossSums
-    #: Whether the networks replay CUDA graphs (``--compile --cuda-graphs`` on CUDA).
-    cuda_graphs: bool = False
     #: The generators' moving average (``--ema``), or None.
     average: WeightAverage | None = None
+
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether the networks replay CUDA graphs (``--compile --cuda-graphs`` on CUDA)."""
+        return self.cfg.compile and compile_mode(self.cfg, self.device) == "reduce-overhead"
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -216,11 +220,9 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
     else:
         # Different noise per rank from here on; weights were made identical above.
         torch.manual_seed(train_cfg.seed * 1000 + dist_info.rank + 1)
-    mode = compile_mode(train_cfg, device)
-    graphs = train_cfg.compile and mode == "reduce-overhead"
     average = _weight_average(model, train_cfg.ema, resume_from[0] if resume_from else None)
     if train_cfg.compile:
-        model = _maybe_compile(model, mode)
+        model = _maybe_compile(model, compile_mode(train_cfg, device))
 
     if dist_info.is_main:
         _prepare_run_dir(run_dir, spec, train_cfg, model_config, domains, fresh=resume is None)
@@ -228,8 +230,7 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
         caches = create_caches(domains, run_dir / "cache", train_cfg.size, augment)
     loader = _batch_loader(domains, train_cfg, augment, total, start, dist_info, device, caches)
     return Run(train_cfg, spec, dist_info, device, run_dir, model, optimizers, schedulers,
-               scalers, ctx, fixed, loader, start, total, resume is not None, partial, graphs,
-               average)
+               scalers, ctx, fixed, loader, start, total, resume is not None, partial, average)
 
 
 def _weight_average(model: GANModel, decay: float, checkpoint: Path | None) -> WeightAverage | None:
