@@ -1,15 +1,18 @@
 """``gantool serve`` against hostile web pages and clients: cross-origin POSTs, absurdly
-nested JSON, connections that never finish their headers."""
+nested JSON, connections that never finish their headers, images over the pixel limit or
+too thin for a model."""
 
 from __future__ import annotations
 
+import io
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import pytest
-from runtime_helpers import make_generator_model, make_invert_model
+from runtime_helpers import GANTOOL_META, fake_size_png, make_generator_model, make_invert_model
 
 from translator.runtime.options import RuntimeOptions
 
@@ -49,6 +52,99 @@ def test_deeply_nested_json_is_a_400(client):
     body = b"[" * 100_000 + b"]" * 100_000
     r = client.post("/api/generate/gen", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and "JSON" in r.json()["error"]
+
+
+def test_a_foreign_origin_among_several_is_refused(client):
+    body = b'{"count": 1}'
+    ours = ("Origin", "http://127.0.0.1:8666")
+    for origins in ([("Origin", "https://evil.example"), ours], [ours, ("Origin", "https://evil.example")],
+                    [ours, ("Origin", "null")]):
+        r = client.post("/api/generate/gen", content=body, headers=origins)
+        assert r.status_code == 403 and "another origin" in r.json()["error"], origins
+    assert client.post("/api/generate/gen", content=body, headers=[ours, ours]).status_code == 200
+
+
+def _png(height: int, width: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_uploads_are_held_to_gantool_max_pixels(models, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from translator.data.images import DEFAULT_MAX_PIXELS
+    from translator.serve import create_app
+
+    def limited_client() -> TestClient:
+        app = create_app(models[:1], options=RuntimeOptions(provider="cpu"), log=lambda _m: None)
+        return TestClient(app, raise_server_exceptions=False)
+
+    monkeypatch.delenv("GANTOOL_MAX_PIXELS", raising=False)
+    assert limited_client().get("/api/models").json()["limits"]["max_pixels"] == DEFAULT_MAX_PIXELS
+    monkeypatch.setenv("GANTOOL_MAX_PIXELS", "1000000")
+    c = limited_client()
+    assert c.get("/api/models").json()["limits"]["max_pixels"] == 1_000_000
+    png = {"Content-Type": "image/png"}
+    r = c.post("/api/translate/photo2negative", content=_png(2000, 2000), headers=png)
+    assert r.status_code == 413 and "limit of 1,000,000 pixels" in r.json()["error"]
+    r = c.post("/api/translate/photo2negative", content=_png(1000, 1001), headers=png)
+    assert r.status_code == 413 and "GANTOOL_MAX_PIXELS" in r.json()["error"]
+    assert c.post("/api/translate/photo2negative", content=_png(900, 1000)).status_code == 200
+
+
+def test_a_bad_gantool_max_pixels_stops_serve_at_the_start(run_cli, models, monkeypatch):
+    import translator.serve.server
+
+    # Were the variable not read at the start, the server would run: end it at once then.
+    monkeypatch.setattr(translator.serve.server, "run_server", lambda *args, **kwargs: None)
+    monkeypatch.setenv("GANTOOL_MAX_PIXELS", "lots")
+    r = run_cli("serve", "--model", models[0], "--provider", "cpu", "--port", "0")
+    assert r.exit_code == 1 and "GANTOOL_MAX_PIXELS=lots" in r.output and "Traceback" not in r.output
+
+
+def _padding_model(path):
+    """A model that pads each side by 4 pixels, reflecting, as convolutional networks do:
+    onnxruntime refuses inputs 4 pixels high or less."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("padded", TensorProto.FLOAT, ["N", 3, "H2", "W2"])
+    pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 4, 4, 0, 0, 4, 4])
+    node = helper.make_node("Pad", ["image", "pads"], ["padded"], mode="reflect")
+    model = helper.make_model(helper.make_graph([node], "pad", [x], [y], initializer=[pads]),
+                              opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    helper.set_model_props(model, GANTOOL_META)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_image_too_thin_for_the_model_is_a_400(tmp_path):
+    from starlette.testclient import TestClient
+
+    from translator.serve import create_app
+
+    app = create_app([_padding_model(tmp_path / "pad.onnx")], options=RuntimeOptions(provider="cpu"),
+                     log=lambda _m: None)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/api/translate/pad", content=_png(1, 100_000), headers={"Content-Type": "image/png"})
+        assert r.status_code == 400, r.text
+        assert "cannot translate this 100000x1 image" in r.json()["error"]
+        assert c.post("/api/translate/pad", content=_png(64, 64)).status_code == 200
+
+
+def test_the_pixel_cap_of_serve_is_the_one_of_every_reader(models, tmp_path, monkeypatch):
+    from translator.data.images import ImageReadError, read_image
+    from translator.serve.service import Service
+
+    monkeypatch.setenv("GANTOOL_MAX_PIXELS", "5000")
+    with pytest.raises(ImageReadError, match="5,000"):
+        read_image(fake_size_png(tmp_path / "big.png", 100, 100))
+    assert Service(models[:1], RuntimeOptions(provider="cpu"), log=lambda _m: None).max_pixels == 5000
 
 
 @contextmanager
@@ -94,3 +190,4 @@ def test_keep_alive_connections_that_trickle_a_later_request_are_closed(models):
         start = time.monotonic()
         assert s.recv(100) == b""  # closed by the server, not by our timeout
         assert time.monotonic() - start < 3
+

@@ -36,7 +36,7 @@ from starlette.routing import Route
 from translator.runtime.options import RuntimeOptions
 from translator.runtime.session import Log, stderr_log
 
-from .service import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, SAMPLE_NAMES, ServeError, Service
+from .service import DEFAULT_MAX_UPLOAD, SAMPLE_NAMES, ServeError, Service
 
 MAX_JSON_BYTES = 1024 * 1024
 #: Content types accepted for uploads besides ``image/*``: what curl and some browsers send
@@ -71,8 +71,10 @@ class SameOriginMiddleware:
     A page the user visits elsewhere can POST to the local server (a ``text/plain`` body
     needs no CORS preflight) and make it work, even if it cannot read the answer. Browsers
     name the sending page in ``Origin``: a POST whose Origin is not this server's own
-    address (as the Host header gives it) is answered 403. Clients that send no Origin
-    (curl, scripts) are not web pages and pass.
+    address (as the Host header gives it) is answered 403, and so is one with several
+    Origin headers unless all are that address (whichever one a proxy or framework reads,
+    it must not be a foreign one). Clients that send no Origin (curl, scripts) are not web
+    pages and pass.
     """
 
     SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -82,14 +84,27 @@ class SameOriginMiddleware:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] not in self.SAFE_METHODS:
-            headers = dict(scope["headers"])
-            origin = headers.get(b"origin")
-            if origin is not None and not _same_origin(origin, headers.get(b"host", b"")):
-                shown = origin.decode("latin-1")[:80]
+            foreign = _foreign_origin(scope["headers"])
+            if foreign is not None:
+                shown = foreign.decode("latin-1")[:80]
                 response = error(403, f"refused: a page from another origin ({shown}) sent this request")
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _foreign_origin(headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
+    """The first ``Origin`` header that is not this server's own address, or None.
+
+    Every Origin and Host header counts, not the last one of each as a dict would keep:
+    a second, friendly Origin must not hide a foreign first one.
+    """
+    hosts = {value for name, value in headers if name == b"host"}
+    host = hosts.pop() if len(hosts) == 1 else b""  # several different Hosts: none is ours
+    for name, value in headers:
+        if name == b"origin" and not _same_origin(value, host):
+            return value
+    return None
 
 
 def _same_origin(origin: bytes, host: bytes) -> bool:
@@ -144,7 +159,7 @@ def create_app(
     model_paths: Sequence[str | os.PathLike],
     options: RuntimeOptions = RuntimeOptions(),
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
     workers: int = 2,
     allowed_hosts: Sequence[str] | None = None,
     log: Log = stderr_log,
@@ -155,6 +170,8 @@ def create_app(
     ``options``: how the models are opened (provider, processing size, input range).
     ``allowed_hosts``: Host header names to answer (see :func:`loopback_hosts`); None: any.
     ``workers``: requests that decode images or run a model at the same time.
+    ``max_pixels``: the largest upload in pixels; None: ``GANTOOL_MAX_PIXELS`` or the
+    default of every other reader (:func:`translator.data.images.max_pixels`).
     """
     svc = service or Service(
         model_paths,

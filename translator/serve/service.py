@@ -34,8 +34,6 @@ from translator.runtime.session import Log, ModelSession, stderr_log
 #: is attack surface on a network service, and browsers could not show them anyway.
 UPLOAD_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
-#: A small compressed file can still decode to a huge image (a "decompression bomb").
-DEFAULT_MAX_PIXELS = 40_000_000
 MAX_SAMPLES = 64
 MAX_STEPS = 32
 #: Latent values are standard-normal; anything past this is a client bug, not a sample.
@@ -153,10 +151,11 @@ def data_url(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 
 
-def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_upload(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     """Uploaded bytes -> RGB uint8 array, or :class:`ServeError` saying what is wrong.
 
-    415: not an image in an accepted format; 413: too many pixels; 400: truncated/corrupt.
+    415: not an image in an accepted format; 413: more pixels than ``max_pixels`` (None:
+    the limit of every reader, ``GANTOOL_MAX_PIXELS``); 400: truncated/corrupt.
     """
     from PIL import UnidentifiedImageError
 
@@ -251,11 +250,17 @@ class Service:
         model_paths: Sequence[str | os.PathLike],
         options: RuntimeOptions = RuntimeOptions(),
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = None,
         workers: int = 2,
         log: Log = stderr_log,
     ) -> None:
-        """Open ``model_paths`` as ``options`` say (provider, processing size, input range)."""
+        """Open ``model_paths`` as ``options`` say (provider, processing size, input range).
+
+        ``max_pixels`` None: the pixel cap of every other reader, ``GANTOOL_MAX_PIXELS`` as
+        it is when the server starts (a bad value fails the start, not each upload).
+        """
+        from translator.data.images import max_pixels as pixel_cap
+
         if not model_paths:
             raise GantoolError("give at least one model (--model FILE.onnx)")
         paths = [Path(p) for p in model_paths]
@@ -263,7 +268,7 @@ class Service:
         for mid, path in zip(model_ids(paths), paths, strict=True):
             self.models[mid] = ServedModel(mid, options.open_model(path, log))
         self.max_upload_bytes = max_upload_bytes
-        self.max_pixels = max_pixels
+        self.max_pixels = pixel_cap() if max_pixels is None else max_pixels
         # Bounds decoded images and model runs in memory at once, however many requests
         # the framework's thread pool accepts; the rest wait their turn.
         self._slots = threading.BoundedSemaphore(max(1, workers))
@@ -385,13 +390,7 @@ class Service:
                 image = decode_upload(data or b"", self.max_pixels)
             extra: dict[str, str] = {}
             t0 = time.perf_counter()
-            if faces:
-                with served.face_pipeline() as pipeline:
-                    result = pipeline.process([image])[0]
-                    found = pipeline.last_face_counts[0] if pipeline.last_face_counts else 0
-                extra["X-Gantool-Faces"] = str(found)
-            else:
-                result = served.plain_pipeline().process([image], faces=False)[0]
+            result = _run_pipeline(served, image, faces, extra)
             model_ms = (time.perf_counter() - t0) * 1000
             png = encode_png(result)
         extra["X-Gantool-Size"] = f"{result.shape[1]}x{result.shape[0]}"
@@ -448,6 +447,33 @@ class Service:
             "model_ms": round(timing.model_ms, 1),
             "size": [int(images[0].shape[1]), int(images[0].shape[0])] if images else None,
         }
+
+
+def _run_pipeline(served: ServedModel, image: np.ndarray, faces: bool, extra: dict[str, str]) -> np.ndarray:
+    """Translate one decoded upload, adding the face count to ``extra`` in face mode.
+
+    A model that cannot take this image (one 100000x1 becomes a sliver a few pixels high,
+    too thin for a network's padding) fails in onnxruntime: that is this upload's problem,
+    400 with the reason as ``gantool apply`` reports it, not a server error.
+    """
+    try:
+        if not faces:
+            return served.plain_pipeline().process([image], faces=False)[0]
+        with served.face_pipeline() as pipeline:
+            result = pipeline.process([image])[0]
+            extra["X-Gantool-Faces"] = str(pipeline.last_face_counts[0] if pipeline.last_face_counts else 0)
+            return result
+    except Exception as exc:
+        if not _from_onnxruntime(exc):
+            raise  # a bug of ours stays a 500 with its traceback in the log
+        height, width = image.shape[:2]
+        message = f"the model cannot translate this {width}x{height} image: {_short(exc)}"
+        raise ServeError(400, message) from None
+
+
+def _from_onnxruntime(exc: Exception) -> bool:
+    # onnxruntime's errors (InvalidArgument, Fail, ...) share no base class but Exception.
+    return type(exc).__module__.startswith("onnxruntime")
 
 
 _Default = TypeVar("_Default", int, None)
