@@ -1,11 +1,13 @@
 """``gantool serve`` against hostile web pages and clients: cross-origin POSTs, absurdly
-nested JSON, connections that never finish their headers, images over the pixel limit or
-too thin for a model."""
+nested JSON, connections that never finish their headers or trickle their bodies, images
+over the pixel limit or too thin for a model."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,14 +150,21 @@ def test_the_pixel_cap_of_serve_is_the_one_of_every_reader(models, tmp_path, mon
 
 
 @contextmanager
+def _strict_server(models, max_upload_bytes: int = 10 * 1024 * 1024, **timeouts: float) -> Iterator[int]:
+    """The port of a server with short timeouts (``header``, ``body``, ``body_min_rate``)."""
+    from translator.serve import create_app
+    from translator.serve.server import Timeouts, serve_in_background
+
+    app = create_app(models[:1], options=RuntimeOptions(provider="cpu"), max_upload_bytes=max_upload_bytes,
+                     log=lambda _m: None)
+    with serve_in_background(app, timeouts=Timeouts(**{"header": 0.5, **timeouts})) as url:
+        yield int(url.rsplit(":", 1)[1])
+
+
+@contextmanager
 def _connection_to_strict_server(models) -> Iterator[socket.socket]:
     """A raw connection to a server with a 0.5 s header timeout."""
-    from translator.serve import create_app
-    from translator.serve.server import serve_in_background
-
-    app = create_app(models[:1], options=RuntimeOptions(provider="cpu"), log=lambda _m: None)
-    with serve_in_background(app, header_timeout=0.5) as url:
-        port = int(url.rsplit(":", 1)[1])
+    with _strict_server(models) as port:
         with socket.create_connection(("127.0.0.1", port), timeout=4) as s:
             yield s
 
@@ -191,3 +200,111 @@ def test_keep_alive_connections_that_trickle_a_later_request_are_closed(models):
         assert s.recv(100) == b""  # closed by the server, not by our timeout
         assert time.monotonic() - start < 3
 
+
+SLOW_UPLOAD = (b"POST /api/translate/photo2negative HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Content-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
+
+
+class SlowBodies:
+    """Connections that send an upload's headers, then its body a byte every ``every`` s
+    (from a thread), as a client on a stalled link or an attacker holding turns would."""
+
+    def __init__(self, port: int, count: int, every: float = 0.2, chunk: int = 1) -> None:
+        self.socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+        self.closed_after: dict[int, float] = {}
+        self._start = time.monotonic()
+        self._stop = threading.Event()
+        for s in self.socks:
+            s.sendall(SLOW_UPLOAD)
+        self._chunk = b"\0" * chunk
+        self._thread = threading.Thread(target=self._trickle, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _trickle(self, every: float) -> None:
+        while not self._stop.wait(every) and len(self.closed_after) < len(self.socks):
+            for n, s in enumerate(self.socks):
+                if n not in self.closed_after and not self._send(s):
+                    self.closed_after[n] = time.monotonic() - self._start
+
+    def _send(self, s: socket.socket) -> bool:
+        """One more chunk; False once the server has closed the connection."""
+        try:
+            s.setblocking(False)
+            try:
+                if s.recv(1) == b"":
+                    return False
+            except BlockingIOError:  # nothing to read: still open
+                pass
+            s.setblocking(True)
+            s.sendall(self._chunk)
+            return True
+        except OSError:  # reset
+            return False
+
+    def wait_closed(self, seconds: float) -> None:
+        self._thread.join(seconds)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for s in self.socks:
+            s.close()
+
+
+def _normal_upload(port: int) -> tuple[int, float]:
+    """(status, seconds) of a small upload on a fresh connection."""
+    start = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request("POST", "/api/translate/photo2negative", body=_png(32, 48),
+                     headers={"Content-Type": "image/png"})
+        return conn.getresponse().status, time.monotonic() - start
+    finally:
+        conn.close()
+
+
+def test_slow_bodies_are_closed_and_uploads_go_on(models):
+    # The slow ones declare the whole upload budget (2 x workers x the limit), so the
+    # normal upload has to wait until they are cut.
+    with _strict_server(models, max_upload_bytes=100_000, body=0.5, body_min_rate=1000) as port:
+        slow = SlowBodies(port, 4)
+        try:
+            status, seconds = _normal_upload(port)
+            slow.wait_closed(10)
+            assert status == 200 and seconds < 10
+            assert len(slow.closed_after) == 4 and max(slow.closed_after.values()) < 5
+        finally:
+            slow.close()
+
+
+def test_slow_bodies_that_declare_little_do_not_hold_up_uploads(models):
+    # Body timeout of a minute: the normal upload must not wait for the slow ones' cut.
+    with _strict_server(models, body=60) as port:
+        slow = SlowBodies(port, 4)
+        try:
+            time.sleep(0.3)  # the slow ones are in, each with its body under way
+            status, seconds = _normal_upload(port)
+            assert status == 200 and seconds < 5
+            assert not slow.closed_after  # not cut yet: it was not their cut that let it in
+        finally:
+            slow.close()
+
+
+def test_an_upload_waiting_for_its_turn_is_not_cut_as_slow(models):
+    """curl sends ``Expect: 100-continue`` and its body only once the server reads it: while
+    other uploads hold the budget, that silence is the server's, not the client's."""
+    with _strict_server(models, max_upload_bytes=100_000, body=0.3, body_min_rate=100) as port:
+        # Fast enough never to be cut (500 B/s), slow enough to hold the budget throughout.
+        holders = SlowBodies(port, 4, every=0.2, chunk=100)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                body = _png(32, 48)
+                s.sendall(SLOW_UPLOAD.replace(b"100000", str(len(body)).encode())[:-2]
+                          + b"Expect: 100-continue\r\n\r\n")
+                time.sleep(1.5)  # five body windows
+                holders.close()  # the budget frees, the app reads, and says continue
+                assert s.recv(100).startswith(b"HTTP/1.1 100")
+                s.sendall(body)
+                assert s.recv(100).startswith(b"HTTP/1.1 200")
+        finally:
+            holders.close()

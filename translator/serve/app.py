@@ -14,7 +14,6 @@ Routes (all answers to ``/api`` are JSON, or PNG for images; errors are
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import os
@@ -36,6 +35,7 @@ from starlette.routing import Route
 from translator.runtime.options import RuntimeOptions
 from translator.runtime.session import Log, stderr_log
 
+from .budget import ByteBudget
 from .service import DEFAULT_MAX_UPLOAD, SAMPLE_NAMES, ServeError, Service
 
 MAX_JSON_BYTES = 1024 * 1024
@@ -116,17 +116,25 @@ def error(status: int, message: str, headers: Mapping[str, str] | None = None) -
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
+def declared_size(request: Request, limit: int) -> int | None:
+    """The body size the client announces (None: it streams without ``Content-Length``),
+    refusing (413) more than ``limit`` bytes before any is read."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    try:
+        size = int(declared)
+    except ValueError:
+        raise ServeError(400, "the Content-Length header is not a number") from None
+    if size > limit:
+        raise ServeError(413, _too_large(size, limit))
+    return size
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (413) more than ``limit`` bytes before reading them when
     the client says how many it sends, and as soon as the count passes it otherwise."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise ServeError(400, "the Content-Length header is not a number") from None
-        if size > limit:
-            raise ServeError(413, _too_large(size, limit))
+    declared_size(request, limit)
     chunks: list[bytes] = []
     received = 0
     try:
@@ -181,10 +189,11 @@ def create_app(
         workers=workers,
         log=log,
     )
-    # Uploads wait here before their body is read: at most this many bodies sit in memory,
-    # however many clients connect, so the server's memory is bounded by design (this many
-    # uploads + ``workers`` decoded images), not by the number of connections.
-    uploads = asyncio.Semaphore(2 * max(1, workers))
+    # Uploads reserve their size here before their body is read: at most this many bytes of
+    # bodies sit in memory, however many clients connect, so the server's memory is bounded
+    # by design (as many full-size uploads as 2 x ``workers``, + ``workers`` decoded
+    # images), not by the number of connections. See budget.py for why bytes, not requests.
+    uploads = ByteBudget(2 * max(1, workers) * svc.max_upload_bytes)
     page = resources.files("translator.serve").joinpath("page.html").read_text(encoding="utf-8")
 
     async def index(request: Request) -> Response:
@@ -219,7 +228,9 @@ def create_app(
                 )
             if not (ctype.startswith("image/") or ctype in _GENERIC_TYPES):
                 raise ServeError(415, f"expected an image upload, got Content-Type '{ctype[:80]}'")
-        async with uploads:
+        # A bundled sample holds no body, so it reserves nothing.
+        size = 0 if sample_name else declared_size(request, svc.max_upload_bytes)
+        async with uploads.reserve(svc.max_upload_bytes if size is None else size):
             if not sample_name:
                 data = await read_body(request, svc.max_upload_bytes)
             png, timing, extra = await run_in_threadpool(svc.translate, model_id, data, sample_name, faces)
