@@ -4,10 +4,16 @@ median and 95th-percentile latency per kind of request.
     python benchmarks/serve_load.py                      # tiny built-in test models
     python benchmarks/serve_load.py --model a2b.onnx --model dcgan.onnx --clients 8 --requests 400
     python benchmarks/serve_load.py --url http://127.0.0.1:8666   # a server already running
+    python benchmarks/serve_load.py --slow-bodies 4      # uploads while 4 bodies trickle in
 
 Without ``--url`` the server runs as a separate ``gantool serve`` process (so client and
 server threads do not share one interpreter lock) on a free port, and is stopped at the end.
 Exit status 1 if any request failed.
+
+``--slow-bodies N`` measures instead one upload at a time for ``--slow-seconds`` while N
+other connections send an upload's headers (``Content-Length: --slow-length``) and then
+one byte every 2 s: the latency of the normal uploads, and when the server closed each
+slow connection.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import http.client
 import io
 import json
+import socket
 import statistics
 import subprocess
 import sys
@@ -197,6 +204,105 @@ def print_table(
     out(f"\n{done} requests in {wall:.1f} s = {done / wall:.1f} requests/s")
 
 
+class SlowBodies:
+    """``count`` connections sending an upload's headers, then a body byte every ``every`` s
+    (from a thread); records when the server closed each one."""
+
+    def __init__(self, url: str, count: int, length: int, every: float = 2.0) -> None:
+        parts = urlsplit(url)
+        head = (f"POST /api/translate/{{model}} HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+                f"Content-Type: image/png\r\nContent-Length: {length}\r\n\r\n")
+        self.head, self.every, self.start = head, every, time.perf_counter()
+        self.address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.count = count
+        self.closed_after: list[float] = []
+        self._stop = threading.Event()
+
+    def open(self, model: str) -> None:
+        self.socks = [socket.create_connection(self.address, timeout=10) for _ in range(self.count)]
+        for s in self.socks:
+            s.sendall(self.head.replace("{model}", model).encode())
+        self.start = time.perf_counter()
+        threading.Thread(target=self._trickle, daemon=True).start()
+
+    def _trickle(self) -> None:
+        open_socks = list(self.socks)
+        while open_socks and not self._stop.wait(self.every):
+            for s in list(open_socks):
+                if not _still_open(s):
+                    open_socks.remove(s)
+                    self.closed_after.append(time.perf_counter() - self.start)
+
+    def close(self) -> None:
+        self._stop.set()
+        for s in self.socks:
+            s.close()
+
+
+def _still_open(s: socket.socket) -> bool:
+    """Send one more byte; False once the server has closed the connection."""
+    try:
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                return False
+        except BlockingIOError:  # nothing to read: still open
+            pass
+        s.setblocking(True)
+        s.sendall(b"\0")
+        return True
+    except OSError:
+        return False
+
+
+def timed_uploads(url: str, model: str, image: bytes, seconds: float,
+                  timeout: float) -> tuple[list[float], int]:
+    """Uploads one after another for ``seconds``: (latencies in ms, how many timed out)."""
+    parts = urlsplit(url)
+    latencies: list[float] = []
+    timeouts = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        t0 = time.perf_counter()
+        try:
+            conn.request("POST", f"/api/translate/{model}", body=image,
+                         headers={"Content-Type": "image/jpeg"})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise SystemExit(f"upload failed: HTTP {resp.status}")
+            latencies.append((time.perf_counter() - t0) * 1000)
+        except TimeoutError:
+            timeouts += 1
+        finally:
+            conn.close()
+        time.sleep(0.5)
+    return latencies, timeouts
+
+
+def slow_body_run(url: str, catalogue: dict, args: argparse.Namespace) -> int:
+    model = next(e["directions"][0]["id"] for e in catalogue["entries"] if e["kind"] == "translation")
+    slow = SlowBodies(url, args.slow_bodies, args.slow_length)
+    slow.open(model)
+    time.sleep(1.0)  # the slow ones are in, their bodies under way
+    try:
+        latencies, timeouts = timed_uploads(url, model, upload_image(args.image_size), args.slow_seconds,
+                                            args.slow_seconds + 5)
+    finally:
+        slow.close()
+    print(f"{args.slow_bodies} slow bodies (Content-Length {args.slow_length}, a byte every 2 s), "
+          f"uploads of a {args.image_size}px JPEG one at a time for {args.slow_seconds:.0f} s, "
+          f"server {url}\n")
+    if latencies:
+        print(f"uploads answered: {len(latencies)}, median {statistics.median(latencies):.1f} ms, "
+              f"max {max(latencies):.1f} ms")
+    print(f"uploads timed out after {args.slow_seconds + 5:.0f} s: {timeouts}")
+    closed = ", ".join(f"{t:.1f}" for t in sorted(slow.closed_after)) or "none"
+    print(f"slow connections closed by the server after (s): {closed}")
+    return 1 if timeouts else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -208,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=512, help="uploaded JPEG is this square size")
     parser.add_argument("--provider", default="auto")
     parser.add_argument("--workers", type=int, default=2, help="the server's --workers")
+    parser.add_argument("--slow-bodies", type=int, default=0,
+                        help="instead of the load: uploads while this many bodies trickle in")
+    parser.add_argument("--slow-length", type=int, default=100_000,
+                        help="the Content-Length the slow bodies declare (default 100000)")
+    parser.add_argument("--slow-seconds", type=float, default=40.0,
+                        help="how long to upload while they trickle (default 40)")
     parser.add_argument("--memory", action="store_true",
                         help="also print the server's peak and final RSS (Linux /proc; "
                              "not with --url)")
@@ -224,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             conn.request("GET", "/api/models")
             catalogue = json.loads(conn.getresponse().read())
             conn.close()
+            if args.slow_bodies:
+                return slow_body_run(url, catalogue, args)
             mix = request_mix(catalogue, upload_image(args.image_size))
             # One untimed round first, so first-use costs (sample decoding) are not counted.
             run_load(url, mix, 1, len(mix))
