@@ -226,10 +226,13 @@ class SlowBodies:
         threading.Thread(target=self._trickle, daemon=True).start()
 
     def _trickle(self) -> None:
+        sys.path.insert(0, str(REPO / "tests"))
+        from runtime_helpers import send_unless_closed
+
         open_socks = list(self.socks)
         while open_socks and not self._stop.wait(self.every):
             for s in list(open_socks):
-                if not _still_open(s):
+                if not send_unless_closed(s, b"\0"):
                     open_socks.remove(s)
                     self.closed_after.append(time.perf_counter() - self.start)
 
@@ -237,22 +240,6 @@ class SlowBodies:
         self._stop.set()
         for s in self.socks:
             s.close()
-
-
-def _still_open(s: socket.socket) -> bool:
-    """Send one more byte; False once the server has closed the connection."""
-    try:
-        s.setblocking(False)
-        try:
-            if s.recv(1) == b"":
-                return False
-        except BlockingIOError:  # nothing to read: still open
-            pass
-        s.setblocking(True)
-        s.sendall(b"\0")
-        return True
-    except OSError:
-        return False
 
 
 def timed_uploads(url: str, model: str, image: bytes, seconds: float,

@@ -155,3 +155,20 @@ def fake_size_png(path: Path, width: int, height: int) -> Path:
     raw[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
     path.write_bytes(bytes(raw))
     return path
+
+
+def send_unless_closed(sock, data: bytes) -> bool:
+    """Send ``data`` on a raw client socket; False (sending nothing) once the server has
+    closed the connection. For clients that trickle a request (``serve`` tests, benchmark)."""
+    try:
+        sock.setblocking(False)
+        try:
+            if sock.recv(1) == b"":
+                return False
+        except BlockingIOError:  # nothing to read: still open
+            pass
+        sock.setblocking(True)
+        sock.sendall(data)
+        return True
+    except OSError:  # reset, or a timeout
+        return False

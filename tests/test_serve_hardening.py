@@ -14,7 +14,13 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from runtime_helpers import GANTOOL_META, fake_size_png, make_generator_model, make_invert_model
+from runtime_helpers import (
+    GANTOOL_META,
+    fake_size_png,
+    make_generator_model,
+    make_invert_model,
+    send_unless_closed,
+)
 
 from translator.runtime.options import RuntimeOptions
 
@@ -223,23 +229,8 @@ class SlowBodies:
     def _trickle(self, every: float) -> None:
         while not self._stop.wait(every) and len(self.closed_after) < len(self.socks):
             for n, s in enumerate(self.socks):
-                if n not in self.closed_after and not self._send(s):
+                if n not in self.closed_after and not send_unless_closed(s, self._chunk):
                     self.closed_after[n] = time.monotonic() - self._start
-
-    def _send(self, s: socket.socket) -> bool:
-        """One more chunk; False once the server has closed the connection."""
-        try:
-            s.setblocking(False)
-            try:
-                if s.recv(1) == b"":
-                    return False
-            except BlockingIOError:  # nothing to read: still open
-                pass
-            s.setblocking(True)
-            s.sendall(self._chunk)
-            return True
-        except OSError:  # reset
-            return False
 
     def wait_closed(self, seconds: float) -> None:
         self._thread.join(seconds)
