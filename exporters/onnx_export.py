@@ -33,7 +33,7 @@ import torch
 import translator
 from translator import onnx_metadata as meta
 from translator.errors import GantoolError
-from translator.safe_write import temporary_sibling
+from translator.safe_write import safe_component, temporary_sibling
 from translator.specs import ExportRequest
 
 Log = Callable[[str], None]
@@ -143,14 +143,19 @@ def output_paths(output: Path | None, run_dir: Path, model: str, names: list[str
     default names; otherwise a file name, with ``-<direction>`` inserted before ``.onnx``
     when several files are written.
     """
+    # Model and generator names come from plugins and run configs: one component each.
+    model = safe_component(model, fallback="model")
+    safe = {n: safe_component(n, fallback="generator") for n in names}
+
     def default_name(name: str) -> str:
-        return f"{model}.onnx" if single_name else f"{model}-{name}.onnx"
+        return f"{model}.onnx" if single_name else f"{model}-{safe[name]}.onnx"
 
     if output is None:
         paths = {n: run_dir / "export" / default_name(n) for n in names}
     elif "{" in str(output):
         try:
-            paths = {n: Path(str(output).format(direction=n, model=model, name=n)) for n in names}
+            paths = {n: Path(str(output).format(direction=safe[n], model=model, name=safe[n]))
+                     for n in names}
         except (KeyError, IndexError, ValueError) as exc:
             raise GantoolError(
                 f"-o {output}: a name pattern may use {{direction}} and {{model}} only ({exc})"
@@ -160,7 +165,7 @@ def output_paths(output: Path | None, run_dir: Path, model: str, names: list[str
     elif len(names) == 1:
         paths = {names[0]: output}
     else:
-        paths = {n: output.with_name(f"{output.stem}-{n}{output.suffix}") for n in names}
+        paths = {n: output.with_name(f"{output.stem}-{safe[n]}{output.suffix}") for n in names}
     if len(set(paths.values())) != len(paths):
         raise GantoolError(f"-o {output} gives the same file for {', '.join(names)}; use {{direction}}")
     for path in paths.values():

@@ -16,7 +16,7 @@ from .config import TrainConfig, check_ranges, config_from_dict, to_dict
 from .data import ImageList
 from .errors import GantoolError
 from .registry import get_registry
-from .safe_write import write_text_atomic
+from .safe_write import safe_component, write_text_atomic
 from .specs import DataRequest, DatasetSpec, Kind, ModelSpec, Split
 
 CONFIG = "config.json"
@@ -24,6 +24,7 @@ CONFIG = "config.json"
 
 def default_run_dir(model: str, root: Path = Path("runs")) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    model = safe_component(model, fallback="run")  # a plugin's name, kept to one component
     path = root / f"{model}-{stamp}"
     n = 1
     while path.exists():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import math
 import os
 import sys
@@ -64,7 +65,7 @@ from .runs import (
     read_run_config,
     write_run_config,
 )
-from .safe_write import atomic_path
+from .safe_write import append_text, atomic_path, remove_stale_temporaries, write_text_atomic
 from .specs import ModelSpec
 from .tensorboard_log import TensorBoardLog
 
@@ -732,12 +733,12 @@ class LossLog:
     def __init__(self, path: Path, resume_step: int | None) -> None:
         self.path = path
         self.columns: list[str] = []
-        if resume_step is not None and path.is_file():
+        # A symlink planted at the path is not read, and is replaced rather than written.
+        if resume_step is not None and path.is_file() and not path.is_symlink():
             rows = [r for r in self._rows() if _logged_step(r) <= resume_step]
             self._rewrite(rows)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("")
+            write_text_atomic(path, "")
 
     def append(self, step: int, losses: dict[str, float]) -> None:
         new = [name for name in losses if name not in self.columns]
@@ -745,9 +746,12 @@ class LossLog:
             rows = self._rows() if self.columns else []
             self.columns += new
             self._rewrite(rows)
-        with open(self.path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, ["step", *self.columns])
-            writer.writerow({"step": step, **{k: f"{v:.6g}" for k, v in losses.items()}})
+        row, header = io.StringIO(), io.StringIO()
+        csv.DictWriter(row, ["step", *self.columns]).writerow(
+            {"step": step, **{k: f"{v:.6g}" for k, v in losses.items()}})
+        csv.DictWriter(header, ["step", *self.columns]).writeheader()
+        # Never through a link planted since the file was made (see append_text).
+        append_text(self.path, row.getvalue(), start=header.getvalue())
 
     def _rows(self) -> list[dict[str, str]]:
         """The rows on disk; also takes the columns from the header."""

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import GantoolError
+from ..safe_write import atomic_path, is_plain_file
 from . import ImageList
 from .images import ImageReadError
 
@@ -189,12 +190,19 @@ class DecodeCache:
 
 
 def _open_memmap(path: Path, shape: tuple[int, ...], dtype) -> np.ndarray:
-    if path.exists():
-        arr = np.load(path, mmap_mode="r+")
-        if arr.shape == shape and arr.dtype == dtype:
+    """The cache file at ``path``, reused only if it is a plain file of this shape: a
+    mapping writes in place, so a symlink or hard link there would carry the pixels into
+    whatever it leads to. Anything else is replaced by a new file, never written through."""
+    if is_plain_file(path):
+        try:
+            arr = np.load(path, mmap_mode="r+")
+        except (OSError, ValueError):  # a damaged cache is only a slower start
+            arr = None
+        if arr is not None and arr.shape == shape and arr.dtype == dtype:
             return arr
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    with atomic_path(path) as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+    return arr
 
 
 def create_caches(domains: dict[str, ImageList], folder: Path, size: int,

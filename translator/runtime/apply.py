@@ -17,7 +17,7 @@ import numpy as np
 
 from translator.data.images import ImageReadError, is_image_path, read_image
 from translator.errors import GantoolError
-from translator.safe_write import atomic_path, file_identity
+from translator.safe_write import atomic_path, file_identity, is_inside, safe_component
 
 from .options import RuntimeOptions
 from .pipeline import FramePipeline
@@ -33,6 +33,8 @@ class Job:
     src: Path
     dst: Path
     kind: Literal["image", "video"]
+    #: The folder the user chose (or the default beside the input): dst must stay inside.
+    root: Path
 
 
 @dataclass
@@ -63,7 +65,9 @@ class ApplyReport:
 
 
 def _tag(session: OpenModel) -> str:
-    return session.info.domain_to or "translated"
+    """The default outputs' suffix: the model's output domain, which its metadata (from
+    wherever the model came) sets, so reduced to one harmless name component."""
+    return safe_component(session.info.domain_to, fallback="translated")
 
 
 def _image_dst(path: Path) -> Path:
@@ -86,18 +90,16 @@ def _folder_jobs(folder: Path, out_root: Path, report: ApplyReport) -> list[Job]
             continue
         rel = path.relative_to(folder)
         if is_image_path(path):
-            jobs.append(Job(path, _image_dst(out_root / rel), "image"))
+            jobs.append(Job(path, _image_dst(out_root / rel), "image", out_root))
         elif is_video_path(path):
-            jobs.append(Job(path, (out_root / rel).with_suffix(".mp4"), "video"))
+            jobs.append(Job(path, (out_root / rel).with_suffix(".mp4"), "video", out_root))
         else:
             report.skipped.append((path, "not an image or video file"))
     return jobs
 
 
 def _file_job(path: Path, dst: Path) -> Job:
-    if is_video_path(path):
-        return Job(path, dst, "video")
-    return Job(path, dst, "image")
+    return Job(path, dst, "video" if is_video_path(path) else "image", dst.parent)
 
 
 def plan_jobs(
@@ -142,12 +144,22 @@ def plan_jobs(
             folder = out or p.parent
             if is_video_path(p):
                 name = f"{p.stem}_{tag}.mp4" if out is None else p.with_suffix(".mp4").name
-                jobs.append(Job(p, folder / name, "video"))
+                jobs.append(Job(p, folder / name, "video", folder))
             else:
                 name = f"{p.stem}_{tag}{p.suffix}" if out is None else p.name
-                jobs.append(Job(p, _image_dst(folder / name), "image"))
+                jobs.append(Job(p, _image_dst(folder / name), "image", folder))
+    for job in jobs:
+        check_inside_root(job)
     _refuse_overwriting_inputs(jobs, paths)
     return jobs
+
+
+def check_inside_root(job: Job) -> None:
+    """Refuse an output that would land outside its output folder: a name that climbs out
+    of it, or a folder inside it that is a link to somewhere else."""
+    if not is_inside(job.dst, job.root):
+        raise GantoolError(f"refusing to write {job.dst}: it lies outside the output folder "
+                           f"{job.root} (a link inside it leads elsewhere)")
 
 
 def _refuse_overwriting_inputs(jobs: list[Job], paths: list[Path]) -> None:
@@ -265,8 +277,11 @@ def _translate_and_write(
                 report.no_faces.append(job.src)
     for (job, _), result in zip(loaded, results, strict=True):
         try:
+            check_inside_root(job)  # again at write time: folders may have changed since
             _write_image(job.dst, result)
             report.written.append((job.src, job.dst))
+        except GantoolError as exc:
+            report.failed.append((job.src, str(exc)))
         except (OSError, ValueError) as exc:
             report.failed.append((job.src, f"cannot write {job.dst}: {_short(exc)}"))
 
@@ -280,6 +295,7 @@ def _run_video(pipe: FramePipeline, job: Job, report: ApplyReport, progress: boo
 
     quiet_libav()
     try:
+        check_inside_root(job)  # again at write time: folders may have changed since
         reader = VideoReader(job.src)
     except GantoolError as exc:
         report.failed.append((job.src, str(exc)))
