@@ -148,12 +148,26 @@ def load_state(folder: Path) -> dict[str, Any]:
     try:
         state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GantoolError(f"checkpoint {folder} is corrupt or unsafe: {first}") from None
+        raise GantoolError(_load_failure(folder, exc)) from None
     problem = state_problem(state)
     if problem:
         raise GantoolError(f"checkpoint {folder / STATE} is damaged: {problem}")
     return state
+
+
+def _load_failure(folder: Path, exc: Exception) -> str:
+    """Why ``state.pt`` did not load, without torch's advice: it suggests
+    ``weights_only=False``, which would run whatever code the file carries."""
+    text = str(exc).strip()
+    refused = "Weights only load failed" in text or "Unsupported global" in text
+    # A refused opcode ("Unsupported operand") means bytes that are no pickle at all.
+    if refused and "Unsupported operand" not in text:
+        return (f"checkpoint {folder} holds pickled Python objects, not only tensors and "
+                "numbers; gantool never runs code from a file, so it cannot be loaded")
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if refused:
+        first = "not a PyTorch file"
+    return f"checkpoint {folder} is corrupt: {first[:200]}"
 
 
 def state_problem(state: Any) -> str | None:

@@ -192,6 +192,7 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
         # Before anything can end set-up: a run killed while pruning after its final
         # checkpoint is reported finished below, and must not keep its leftovers.
         clean_leftovers(run_dir / "checkpoints")
+        remove_stale_files(run_dir)
     caches: dict[str, Any] = {}
     if train_cfg.cache and dist_info.is_main:
         caches = create_caches(domains, run_dir / "cache", train_cfg.size, augment)
@@ -216,6 +217,8 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
         start, fixed, partial = restore_state(state, folder, model, optimizers, schedulers,
                                               scalers, dist_info, device, fixed)
         if start >= total:
+            if dist_info.is_main:
+                redraw_missing_plot(run_dir)  # a kill during the final plot left none
             raise GantoolError(f"{run_dir} already finished {start} of {total} steps; "
                                "pass --steps N to train further")
     else:
@@ -719,6 +722,20 @@ class RunOutputs:
             self.board.close()
         if self.losses is not None and self.losses.path.stat().st_size:
             plot_losses(self.losses.path, self.run.run_dir / "logs" / "losses.png")
+
+
+def remove_stale_files(run_dir: Path) -> None:
+    """Temporaries a kill left between a write and its rename (``logs/.losses.tmp-*.png``)."""
+    for sub in (".", "logs", "samples", "cache"):
+        remove_stale_temporaries(run_dir / sub)
+
+
+def redraw_missing_plot(run_dir: Path) -> None:
+    """The loss plot of a finished run, if the end of the run did not get to draw it."""
+    logs = run_dir / "logs"
+    csv_path = logs / "losses.csv"
+    if not (logs / "losses.png").exists() and csv_path.is_file() and csv_path.stat().st_size:
+        plot_losses(csv_path, logs / "losses.png")
 
 
 class LossLog:

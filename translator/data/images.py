@@ -103,6 +103,19 @@ def decode_rgb(img) -> np.ndarray:
     return pil_to_rgb(img)
 
 
+def _float_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """A float image stretched over 0..255 by its finite values. NaN and infinite pixels
+    (float TIFFs mark missing data so) become black: casting them is undefined and makes
+    numpy print warnings."""
+    finite = np.isfinite(arr)
+    if not finite.any():
+        return np.zeros(arr.shape, np.uint8)
+    lo, hi = float(arr[finite].min()), float(arr[finite].max())
+    with np.errstate(over="ignore", invalid="ignore"):  # a range wider than float64 holds
+        scaled = (np.where(finite, arr, lo) - lo) / max(hi - lo, 1e-12) * 255.0
+    return np.nan_to_num(np.clip(scaled, 0, 255), nan=0.0).astype(np.uint8)
+
+
 def pil_to_rgb(img) -> np.ndarray:
     """Any PIL image mode to an ``[H, W, 3]`` RGB uint8 array."""
     from PIL import Image
@@ -113,9 +126,7 @@ def pil_to_rgb(img) -> np.ndarray:
         arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(arr[..., None], 3, axis=2)
     if img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        arr = (arr - arr.min()) / max(float(np.ptp(arr)), 1e-12) * 255.0
-        return np.repeat(arr.astype(np.uint8)[..., None], 3, axis=2)
+        return np.repeat(_float_to_uint8(np.asarray(img, dtype=np.float64))[..., None], 3, axis=2)
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

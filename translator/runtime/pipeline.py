@@ -71,6 +71,9 @@ def from_tensor(batch: np.ndarray, info: ModelInfo) -> list[np.ndarray]:
     if batch.ndim != 4 or batch.shape[1] not in (1, 3):
         raise ModelOutputError(f"model output has shape {list(batch.shape)}, not an image [N, 3, H, W]")
     x = (batch.astype(np.float32) - lo) * (255.0 / (hi - lo))
+    # A diverged model answers NaN: black, as clipping would make +-inf, without the
+    # warnings numpy prints when casting NaN.
+    x = np.nan_to_num(x, nan=0.0, posinf=255.0, neginf=0.0)
     x = np.clip(np.rint(x), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
     if x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
