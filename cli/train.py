@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import click
 
-from translator.config import TrainConfig, click_options
+from translator.config import TrainConfig, click_options, resumable
+
+#: Where a value came from when the user gave it (not a default).
+_GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
 
 
 def _train_options(spec) -> list[click.Option]:
@@ -56,11 +60,15 @@ def _make_model_command(spec) -> click.Command:
         model_values = {f.name: values[f.name] for f in dataclasses.fields(spec.config)
                         if f.name in values}
         model_cfg = config_from_dict(spec.config, model_values)
-        parent = click.get_current_context().parent
-        resume = values.get("resume") or ((parent.obj or {}).get("resume") if parent else None)
+        ctx = click.get_current_context()
+        parent = (ctx.parent.obj if ctx.parent else None) or {}
+        resume = values.get("resume") or parent.get("resume")
         if resume is not None:
-            # `gantool train MODEL --resume RUN`: the run's own config wins; MODEL must match.
-            _report(train(TrainConfig(model=spec.name), resume=resume))
+            # `gantool train MODEL --resume RUN`: the run's own config, with the flags given
+            # that may change; MODEL must match.
+            given = {**parent.get("given", {}), **_given(ctx, values)}
+            _report(train(TrainConfig(model=spec.name), resume=resume,
+                          changes=resume_changes(resume, given)))
             return
         if values.get("data") is None:
             raise click.UsageError(
@@ -104,14 +112,10 @@ class ModelGroup(click.Group):
 @click.group("train", cls=ModelGroup, invoke_without_command=True,
              subcommand_metavar="MODEL [OPTIONS]")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
-              help="Continue the run in this folder from its latest checkpoint.")
-@click.option("--steps", type=int, default=None,
-              help="With --resume: train up to this many steps in total.")
-@click.option("--device", default="auto", show_default=True,
-              help="With --resume: continue on this device (cpu, cuda, cuda:N) instead of "
-              "the recorded one, e.g. to move a run between GPU and CPU.")
+              help="Continue the run in this folder from its latest checkpoint; the options "
+              "below change it (e.g. --steps to train further, --device to move it).")
 @click.pass_context
-def train_command(ctx: click.Context, resume: Path | None, steps: int | None, device: str) -> None:
+def train_command(ctx: click.Context, resume: Path | None, **values: Any) -> None:
     """Train a model, or continue a run with --resume RUN_DIR.
 
     \b
@@ -122,16 +126,50 @@ def train_command(ctx: click.Context, resume: Path | None, steps: int | None, de
       gantool train --resume runs/wgan-gp-20261123-101500 --device cpu --steps 3000
     Run `gantool train MODEL --help` for a model's own flags.
     """
+    given = _given(ctx, values)
     if ctx.invoked_subcommand is not None:
-        if resume is not None:
-            ctx.obj = {"resume": resume}
+        ctx.obj = {"resume": resume, "given": given}
         return
     if resume is None:
         click.echo(ctx.get_help())
         ctx.exit(0)
     from translator.training import train
 
-    _report(train(TrainConfig(steps=steps, device=device), resume=resume))
+    _report(train(TrainConfig(), resume=resume, changes=resume_changes(resume, given)))
+
+
+# The options a resumed run may change, also before (or without) MODEL.
+for _option in click_options(TrainConfig, only=[f.name for f in dataclasses.fields(TrainConfig)
+                                                 if resumable(f.name)]):
+    train_command.params.append(_option)
+
+
+def _given(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """The options the user gave (not left at their defaults)."""
+    return {name: value for name, value in values.items()
+            if name != "resume" and ctx.get_parameter_source(name) in _GIVEN}
+
+
+def resume_changes(resume: Path, given: dict[str, Any]) -> dict[str, Any]:
+    """What the flags given with ``--resume`` change: those a resumed run may change, as
+    given; any other must repeat what the run recorded, or it is refused by name (never
+    dropped in silence)."""
+    from translator.config import flag_name
+    from translator.errors import GantoolError
+    from translator.runs import read_run_config
+
+    rc = read_run_config(resume)
+    changes = {}
+    for name, value in given.items():
+        if resumable(name):
+            changes[name] = value
+            continue
+        recorded = getattr(rc.train, name) if hasattr(rc.train, name) else getattr(
+            rc.model_config, name, None)
+        if value != recorded:
+            raise GantoolError(f"{flag_name(name)} cannot change on --resume (the run was "
+                               f"trained with {recorded})")
+    return changes
 
 
 @click.command("sample")

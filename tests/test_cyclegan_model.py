@@ -112,7 +112,7 @@ def test_depth_follows_size():
 @pytest.mark.parametrize("name", ["lambda_cycle", "lambda_identity", "cycle_noise", "r1_weight"])
 def test_negative_weights_are_refused_with_their_flag(name):
     flag = "--" + name.replace("_", "-")
-    with pytest.raises(GantoolError, match=f"^{flag} must be 0 or more"):
+    with pytest.raises(GantoolError, match=f"^{flag} must be at least 0"):
         make_model("mobile", ngf=4, ndf=8, **{name: -1.0})
 
 

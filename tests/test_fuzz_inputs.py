@@ -222,3 +222,96 @@ def test_a_real_process_prints_one_error_line(run, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "translator.cli", "train", "--resume", str(copy),
                            "--steps", "3"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and _one_error_line(proc.stderr) and "'step'" in proc.stderr, proc.stderr
+
+
+# -- out-of-range options: flags, config.json and crafted training state -------------------
+@pytest.fixture(scope="module")
+def cycle_run(tmp_path_factory):
+    """A two-step CycleGAN run: it has image pools and a learning-rate schedule."""
+    out = tmp_path_factory.mktemp("fuzz-cycle") / "run"
+    args = ["train", "cyclegan-mobile", "--data", "demo", "--steps", "2", "--size", "32",
+            "--batch-size", "1", "--ngf", "4", "--ndf", "8", "--workers", "0", "--out", str(out)]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+BAD_FLAGS = [["--seed", "-1"], ["--seed", "99999999999999999999"], ["--ngf", "0"], ["--ndf", "0"],
+             ["--lr", "-1"], ["--lr", "nan"], ["--beta1", "2"], ["--init-std", "-1"],
+             ["--epochs", "inf"], ["--ema", "nan"], ["--ema", "inf"], ["--gan-loss", "evil"],
+             ["--decay-start", "nan"], ["--lambda-cycle", "-inf"]]
+
+
+@pytest.mark.parametrize("flag", BAD_FLAGS, ids=" ".join)
+def test_an_out_of_range_flag_is_one_error_line(flag, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(["train", "cyclegan-mobile", "--data", "demo", "--steps", "1", "--size", "32",
+                     "--workers", "0", "--out", str(out), *flag])
+    assert result.exit_code == 2 and _one_error_line(result.output), result.output
+    assert flag[0] in result.output and not out.exists()
+
+
+BAD_CONFIG_VALUES = {"train": {"seed": [-1, 99999999999999999999], "epochs": [float("inf")],
+                               "ema": [float("nan"), float("inf")], "size": [float("nan")]},
+                     "model_config": {"ngf": [0], "ndf": [0], "lr": [-1, float("nan")],
+                                      "beta1": [2], "beta2": [1.0], "init_std": [-1],
+                                      "gan_loss": ["evil"], "pool_size": [-5]}}
+
+
+def test_the_same_values_in_config_json_are_one_error_line(cycle_run, tmp_path):
+    good = json.loads((cycle_run / "config.json").read_text())
+    copy = tmp_path / "run"
+    shutil.copytree(cycle_run, copy)
+    cases = [(section, name, value) for section, fields in BAD_CONFIG_VALUES.items()
+             for name, values in fields.items() for value in values]
+    for i, (section, name, value) in enumerate(cases):
+        (copy / "config.json").write_text(json.dumps({**good, section: {**good[section], name: value}}))
+        with pytest.raises(GantoolError) as caught:
+            read_run_config(copy)
+        assert "\n" not in str(caught.value) and name.replace("_", "-") in str(caught.value), name
+        if i % 4 == 0:  # a sample through the CLI
+            result = invoke(["train", "--resume", str(copy), "--steps", "3"])
+            assert result.exit_code == 1 and _one_error_line(result.output), result.output
+
+
+ADAM = ("optimizers", "G", "state", 0)
+CRAFTED_STATE_VALUES = {
+    "Adam moments of the wrong shape": (ADAM + ("exp_avg",), torch.zeros(2, 2)),
+    "an Adam step of three numbers": (ADAM + ("step",), torch.zeros(3)),
+    "an all-zero random state": (("rng", 0, "torch"), torch.zeros_like(torch.get_rng_state())),
+    "float64 fixed inputs": (("fixed", "a"), torch.zeros(4, 3, 32, 32, dtype=torch.float64)),
+    "int32 fixed inputs": (("fixed", "b"), torch.zeros(4, 3, 32, 32, dtype=torch.int32)),
+    "a pool of the wrong shape": (("extra", "pool_A", "images"), torch.zeros(2, 5)),
+    "a pool that is no tensor": (("extra", "pool_B", "images"), "images"),
+    "a negative step": (("step",), -1),
+    "lr='abc'": (("optimizers", "G", "param_groups", 0, "lr"), "abc"),
+    "a NaN lr": (("optimizers", "D", "param_groups", 0, "lr"), float("nan")),
+    "impossible betas": (("optimizers", "G", "param_groups", 0, "betas"), (5.0, -1.0)),
+    "an empty scheduler list": (("schedulers", "G", "base_lrs"), []),
+    "an empty last-lr list": (("schedulers", "D", "_last_lr"), []),
+    "a scheduler step 'x'": (("schedulers", "D", "last_epoch"), "x"),
+}
+
+
+def _with_lists(state, path: tuple, value: object):
+    """A copy of ``state`` with the value at ``path`` (keys into nested dicts and lists)
+    replaced."""
+    head, *rest = path
+    copy = list(state) if isinstance(state, list) else dict(state)
+    copy[head] = _with_lists(state[head], tuple(rest), value) if rest else value
+    return copy
+
+
+@pytest.mark.parametrize("name", list(CRAFTED_STATE_VALUES))
+def test_a_state_pt_of_wrong_shapes_dtypes_or_values_is_one_error_line(cycle_run, tmp_path, name):
+    copy = tmp_path / "run"
+    shutil.copytree(cycle_run, copy)
+    path = find_checkpoint(copy / "checkpoints") / STATE
+    good = torch.load(path, weights_only=True)
+    good.pop("extra_ranks")  # so that the one process takes 'extra'
+    where, value = CRAFTED_STATE_VALUES[name]
+    torch.save(_with_lists(good, where, value), path)
+    losses = (copy / "logs" / "losses.csv").read_bytes()
+    result = invoke(["train", "--resume", str(copy), "--steps", "3"])
+    assert result.exit_code == 1 and _one_error_line(result.output), result.output
+    assert (copy / "logs" / "losses.csv").read_bytes() == losses

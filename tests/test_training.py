@@ -132,7 +132,7 @@ def test_resume_with_another_model_is_refused(run_cli, tmp_path):
 def test_resume_of_a_finished_run_asks_for_more_steps(run_cli, tmp_path):
     run = _small_run(run_cli, tmp_path)
     result = run_cli("train", "--resume", run)
-    assert result.exit_code == 1 and "pass --steps N" in result.output
+    assert result.exit_code == 1 and "pass --steps above 2" in result.output
     assert run_cli("train", "--resume", run, "--steps", "3").exit_code == 0
     assert max(list_checkpoints(run / "checkpoints")) == 3
 

@@ -208,6 +208,10 @@ def _rng_problem(rng: Any) -> str | None:
         stream = entry.get("torch") if isinstance(entry, dict) else None
         if not (isinstance(stream, torch.Tensor) and stream.dtype == torch.uint8 and stream.numel() == size):
             return f"'rng' entries must hold the CPU generator's state ({size} bytes)"
+        try:  # the generator's own check (an all-zero state is not one), on a spare one
+            torch.Generator().set_state(stream)
+        except RuntimeError:
+            return "'rng' holds a state no random generator can take"
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -24,9 +25,10 @@ class TrainConfig:
     domain_b: str | None = field(default=None, metadata={"help": "second domain, e.g. female"})
     size: int = field(default=64, metadata={"help": "training resolution in pixels", "min": 8})
     steps: int | None = field(default=None, metadata={
-        "help": "training steps (batches); 1000 unless --epochs is given"})
+        "help": "training steps (batches); 1000 unless --epochs is given", "resume": True})
     epochs: float | None = field(default=None, metadata={
-        "help": "train for this many passes over the larger domain instead of --steps"})
+        "help": "train for this many passes over the larger domain instead of --steps",
+        "min": 0.0, "min_open": True, "resume": True})
     batch_size: int = field(default=16, metadata={"help": "images per step per process", "min": 1})
     max_images: int | None = field(default=None, metadata={
         "help": "train on at most N images per domain (a fixed subset, the same every run)"})
@@ -47,7 +49,8 @@ class TrainConfig:
         "help": "keep an exponential moving average of the generators' weights with this "
                 "decay per step (e.g. 0.999; 0: off) and use it for samples, evaluation, "
                 "translation and export", "min": 0.0, "max": 0.99999})
-    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
+    device: str = field(default="auto", metadata={
+        "help": "auto, cpu, cuda or cuda:N", "resume": True})
     precision: str = field(default="auto", metadata={
         "help": "auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16",
         "choices": ["auto", "fp32", "bf16", "fp16"]})
@@ -59,22 +62,34 @@ class TrainConfig:
     deterministic: bool = field(default=False, metadata={
         "help": "the same bits on every run, e.g. to check a resume on a GPU: deterministic "
                 "algorithms, fp32, no cuDNN autotuning, no TF32 (slower)"})
-    seed: int = field(default=0, metadata={"help": "random seed (data order, init, noise)"})
+    # Every random stream takes the seed: numpy's want 0 or more and torch's fit 64 bits.
+    seed: int = field(default=0, metadata={"help": "random seed (data order, init, noise)",
+                                           "min": 0, "max": 2**32 - 1})
     out: str | None = field(default=None, metadata={
         "help": "run folder (default runs/MODEL-TIMESTAMP)"})
     cache: bool = field(default=True, metadata={
         "help": "keep decoded, resized images in RUN/cache so later epochs skip decoding"})
     workers: int = field(default=-1, metadata={
-        "help": "data loader processes (-1: automatic)", "min": -1})
-    log_every: int = field(default=10, metadata={"help": "steps between loss log rows", "min": 1})
-    sample_every: int = field(default=200, metadata={"help": "steps between sample grids", "min": 1})
+        "help": "data loader processes (-1: automatic)", "min": -1, "resume": True})
+    log_every: int = field(default=10, metadata={
+        "help": "steps between loss log rows", "min": 1, "resume": True})
+    sample_every: int = field(default=200, metadata={
+        "help": "steps between sample grids", "min": 1, "resume": True})
     checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints",
-                                                         "min": 1})
-    keep_last: int = field(default=3, metadata={"help": "recent checkpoints to keep", "min": 0})
+                                                         "min": 1, "resume": True})
+    keep_last: int = field(default=3, metadata={
+        "help": "recent checkpoints to keep", "min": 0, "resume": True})
     history_every: int = field(default=5000, metadata={
-        "help": "also keep every checkpoint at a multiple of this step (0: none)", "min": 0})
+        "help": "also keep every checkpoint at a multiple of this step (0: none)", "min": 0, "resume": True})
 
     DEFAULT_STEPS: typing.ClassVar[int] = 1000
+
+
+def resumable(name: str) -> bool:
+    """Whether a training option may change when a run is resumed (its field's ``resume``
+    metadata): how long and where it trains, and how often it writes; not what it learns."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    return name in fields and bool(fields[name].metadata.get("resume"))
 
 
 # -- dataclass <-> flags ------------------------------------------------------------------
@@ -99,26 +114,72 @@ def flag_name(name: str) -> str:
 
 
 def _range_type(tp: Any, metadata: Any) -> Any:
-    """``int``/``float`` with ``min``/``max`` in the field's metadata -> a click range."""
+    """``int``/``float`` with ``min``/``max`` in the field's metadata -> a click type that
+    enforces them, with :func:`number_problem`'s words; floats are always held finite."""
     import click
 
+    if tp not in (int, float):
+        return str
+    if tp is int and metadata.get("min") is None and metadata.get("max") is None:
+        return int
+
+    class Bounded(click.ParamType):
+        name = tp.__name__
+
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            number = value if type(value) is tp else click.types.convert_type(tp).convert(
+                value, param, ctx)
+            problem = number_problem(number, metadata)
+            if problem:
+                self.fail(problem, param, ctx)
+            return number
+
+        def __repr__(self) -> str:  # equal for equal bounds, as click's own types
+            return f"Bounded({tp.__name__}, {metadata.get('min')}, {metadata.get('max')})"
+
+    return Bounded()
+
+
+def _bounds_text(metadata: Any) -> str:
     lo, hi = metadata.get("min"), metadata.get("max")
-    if lo is None and hi is None:
-        return {int: int, float: float}.get(tp, str)
-    return (click.IntRange if tp is int else click.FloatRange)(min=lo, max=hi)
+    low = f"more than {lo}" if metadata.get("min_open") else f"at least {lo}"
+    high = f"less than {hi}" if metadata.get("max_open") else f"at most {hi}"
+    if lo is not None and hi is not None:
+        if metadata.get("min_open") or metadata.get("max_open"):
+            return f"{low} and {high}"
+        return f"between {lo} and {hi}"
+    return low if lo is not None else high
+
+
+def number_problem(value: Any, metadata: Any) -> str | None:
+    """What is wrong with a number against a field's ``min``/``max`` metadata (None:
+    nothing). ``min_open``/``max_open`` exclude the bound itself; NaN and infinities never
+    fit (a NaN compares false with every bound, so it would slip through the comparisons)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, not {value}"
+    lo, hi = metadata.get("min"), metadata.get("max")
+    too_low = lo is not None and (value <= lo if metadata.get("min_open") else value < lo)
+    too_high = hi is not None and (value >= hi if metadata.get("max_open") else value > hi)
+    if too_low or too_high:
+        return f"must be {_bounds_text(metadata)}, not {value}"
+    return None
 
 
 def check_ranges(config: Any) -> None:
-    """Hold every set number of ``config`` to its field's ``min``/``max`` metadata: the
-    same bounds click enforces for the flags, for callers of the library."""
+    """Hold every set field of ``config`` to its metadata: numbers to ``min``/``max``
+    (finite), strings to ``choices``; the same rules click enforces for the flags, for
+    ``config.json`` and callers of the library."""
     for f in dataclasses.fields(config):
-        value, lo, hi = getattr(config, f.name), f.metadata.get("min"), f.metadata.get("max")
-        if value is None or (lo is None and hi is None):
+        value = getattr(config, f.name)
+        if value is None or isinstance(value, bool):
             continue
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            bounds = f"between {lo} and {hi}" if lo is not None and hi is not None else (
-                f"at least {lo}" if lo is not None else f"at most {hi}")
-            raise GantoolError(f"{flag_name(f.name)} must be {bounds}, not {value}")
+        problem = None
+        if isinstance(value, int | float):
+            problem = number_problem(value, f.metadata)
+        elif f.metadata.get("choices") and value not in f.metadata["choices"]:
+            problem = f"must be one of {', '.join(f.metadata['choices'])}, not {value!r:.40}"
+        if problem:
+            raise GantoolError(f"{flag_name(f.name)} {problem}")
 
 
 def click_options(config_cls: type, skip: Collection[str] = frozenset(),

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,12 @@ from .config import TrainConfig, check_ranges, config_from_dict, to_dict
 from .data import ImageList
 from .errors import GantoolError
 from .registry import get_registry
-from .safe_write import safe_component, write_text_atomic
+from .safe_write import process_alive, safe_component, write_text_atomic
 from .specs import DataRequest, DatasetSpec, Kind, ModelSpec, Split
 
 CONFIG = "config.json"
+#: Names the process that trains the run folder now (its pid), while it does.
+LOCK = "train.lock"
 
 
 def default_run_dir(model: str, root: Path = Path("runs")) -> Path:
@@ -31,6 +36,55 @@ def default_run_dir(model: str, root: Path = Path("runs")) -> Path:
         n += 1
         path = root / f"{model}-{stamp}-{n}"
     return path
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Own ``run_dir`` for one training: a second process (a second start with the same
+    ``--out``, a ``--resume`` of a running run) is refused instead of writing the same
+    log rows and checkpoints. A lock whose process is gone (killed) is taken over."""
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    _take_lock(path)
+    try:
+        yield
+    finally:
+        if _lock_owner(path) == os.getpid():
+            path.unlink(missing_ok=True)
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # set-up failed before writing anything: leave no empty folder
+
+
+def _take_lock(path: Path) -> None:
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(path)
+            if owner is not None and process_alive(owner):
+                raise GantoolError(f"{path.parent} is being trained by process {owner}; a run "
+                                   "folder takes one training at a time (wait for it, or stop "
+                                   "it and --resume)") from None
+            path.unlink(missing_ok=True)  # its process is gone: the lock is stale
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+        # Two processes taking over one stale lock: the later may have removed the earlier's
+        # fresh one; only the process the file names goes on, the other looks again.
+        if _lock_owner(path) == os.getpid():
+            return
+    raise GantoolError(f"{path.parent} is being started by another process at the same time")
+
+
+def _lock_owner(path: Path) -> int | None:
+    """The pid a lock file names; None for an unreadable or garbled one (left by a kill
+    between creating and writing it)."""
+    try:
+        text = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def domain_keys(kind: str) -> list[str]:
@@ -143,7 +197,7 @@ def read_run_config(run_dir: Path) -> RunConfig:
             raise GantoolError(f"{where}: '{key}' must be an object, not {type(raw[key]).__name__}")
     train = _typed_config(TrainConfig, raw.get("train", {}), where, "train")
     model_config = _typed_config(spec.config, raw.get("model_config", {}), where, "model_config")
-    check_train_config(train, str(where))
+    check_train_config(train, str(where), model_config)
     return RunConfig(run_dir, spec, train, model_config, raw)
 
 
@@ -181,14 +235,15 @@ def _type_name(tp: Any) -> str:
     return " or ".join(getattr(a, "__name__", str(a)) for a in (typing.get_args(tp) or (tp,)))
 
 
-def check_train_config(train: TrainConfig, where: str) -> None:
-    """Intervals and sizes a run cannot work with (the fields' ``min``), as one clear error."""
+def check_train_config(train: TrainConfig, where: str, model_config: Any = None) -> None:
+    """Options a run cannot work with (out of their fields' bounds or choices), the
+    training ones and the model's, as one clear error."""
     try:
         check_ranges(train)
+        if model_config is not None:
+            check_ranges(model_config)
     except GantoolError as exc:
         raise GantoolError(f"{where}: {exc}") from None
-    if train.epochs is not None and not train.epochs > 0:
-        raise GantoolError(f"{where}: epochs must be more than 0, not {train.epochs}")
 
 
 def load_model(run_dir: Path, step: int | None = None):

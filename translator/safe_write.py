@@ -137,13 +137,15 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
         return removed
     for entry in entries:
         match = _TMP_NAME.match(entry.name)
-        if match and not _alive(int(match.group(1))) and not entry.is_dir():
+        if match and not process_alive(int(match.group(1))) and not entry.is_dir():
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` names a running process (this one included); unknown counts as alive,
+    so that nothing of another user's or a garbled pid's is taken over."""
     if pid == os.getpid():
         return True
     try:

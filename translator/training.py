@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import inspect
 import io
 import math
 import os
@@ -39,7 +40,7 @@ from .checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from .config import TrainConfig
+from .config import TrainConfig, flag_name, resumable
 from .data import ImageList
 from .data.pipeline import StepBatches, create_caches, fixed_examples, limit_images, to_uint8
 from .device import (
@@ -63,6 +64,7 @@ from .runs import (
     describe_data,
     open_data,
     read_run_config,
+    run_lock,
     write_run_config,
 )
 from .safe_write import append_text, atomic_path, remove_stale_temporaries, write_text_atomic
@@ -86,14 +88,26 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     on_step: Callable[[int, GANModel, dict[str, torch.Tensor]], None] | None = None,
+    changes: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``train_cfg.model`` (or continue the run ``resume``) and return where it went.
+
+    ``changes``: on resume, training options to change (those whose field metadata says
+    ``resume``: steps, epochs, device, intervals); a resumed run otherwise keeps what it
+    recorded, but for ``train_cfg.steps`` and ``train_cfg.device`` when they are set.
 
     ``stop_after`` ends the process's work after that many steps of this call (used to
     simulate an interruption); the run then resumes from its last checkpoint. ``on_step``
     is called after every step with (steps done, model, losses), on every rank.
     """
-    run = setup_run(train_cfg, model_config, resume)
+    with contextlib.ExitStack() as held:  # the run folder's lock, from set-up to the end
+        run = setup_run(train_cfg, model_config, resume, held, changes)
+        return _train_loop(run, progress, stop_after, on_step)
+
+
+def _train_loop(run: Run, progress: bool, stop_after: int | None,
+                on_step: Callable[[int, GANModel, dict[str, torch.Tensor]], None] | None,
+                ) -> TrainResult:
     cfg, model, ctx = run.cfg, run.model, run.ctx
     outputs = RunOutputs.open(run)
     bar = tqdm(total=run.total, initial=run.start, desc=run.spec.name, unit="step",
@@ -174,20 +188,28 @@ class Run:
         return batch
 
 
-def setup_run(train_cfg: TrainConfig, model_config: Any = None,
-              resume: Path | None = None) -> Run:
+def setup_run(train_cfg: TrainConfig, model_config: Any, resume: Path | None,
+              held: contextlib.ExitStack, changes: Mapping[str, Any] | None = None) -> Run:
     """Everything before the first step: configuration (or the resumed run's), device,
     data, run folder, caches, model, optimizers, restored state and the batch loader.
+    The run folder stays locked to this process until ``held`` closes.
 
     The order matters for exact resume: weights are made from the seed before any
     state is restored, and nothing draws from the global random stream after it.
     """
-    spec, train_cfg, model_config, resume_from = _resolve_run(train_cfg, model_config, resume)
+    if changes and resume is None:
+        raise GantoolError("changes apply to a resumed run only")
+    spec, train_cfg, model_config, resume_from = _resolve_run(train_cfg, model_config, resume,
+                                                              changes or {})
     dist_info = distributed_from_env()
     device, amp_dtype = _start_device(train_cfg, dist_info)
     train_cfg, domains, augment = _open_training_data(train_cfg, spec, dist_info)
     total = total_steps_for(train_cfg, domains, dist_info.world_size)
-    run_dir = _run_dir(train_cfg, spec, dist_info, fresh=resume is None)
+    run_dir = _run_dir(train_cfg, spec, dist_info)
+    if dist_info.is_main:
+        held.enter_context(run_lock(run_dir))
+    if resume is None and (run_dir / "config.json").exists():  # checked under the lock
+        raise GantoolError(f"{run_dir} already holds a run; use --resume {run_dir} or a new --out")
     if dist_info.is_main:
         # Before anything can end set-up: a run killed while pruning after its final
         # checkpoint is reported finished below, and must not keep its leftovers.
@@ -220,7 +242,7 @@ def setup_run(train_cfg: TrainConfig, model_config: Any = None,
             if dist_info.is_main:
                 redraw_missing_plot(run_dir)  # a kill during the final plot left none
             raise GantoolError(f"{run_dir} already finished {start} of {total} steps; "
-                               "pass --steps N to train further")
+                               f"pass --steps above {start} to train further")
     else:
         # Different noise per rank from here on; weights were made identical above.
         torch.manual_seed(train_cfg.seed * 1000 + dist_info.rank + 1)
@@ -250,12 +272,12 @@ def _weight_average(model: GANModel, decay: float, checkpoint: Path | None) -> W
 
 
 def _resolve_run(
-    train_cfg: TrainConfig, model_config: Any, resume: Path | None
+    train_cfg: TrainConfig, model_config: Any, resume: Path | None, changes: Mapping[str, Any]
 ) -> tuple[ModelSpec, TrainConfig, Any, tuple[Path, dict[str, Any], dict[str, torch.Tensor]] | None]:
     """The model, configurations and (on resume) checkpoint a run starts from.
 
-    A resumed run takes the configuration it recorded; only ``--steps`` may change, and
-    ``--device`` when given (not ``auto``), so that a run moves between GPU and CPU.
+    A resumed run takes the configuration it recorded with ``changes`` (and
+    ``train_cfg.steps``, and its ``device`` when not ``auto``) applied.
     """
     resume_from = None
     if resume is not None:
@@ -264,13 +286,11 @@ def _resolve_run(
             raise GantoolError(
                 f"{resume} is a run of model '{rc.spec.name}', not '{train_cfg.model}'"
             )
-        steps_override, device_override = train_cfg.steps, train_cfg.device
+        given: dict[str, Any] = {"steps": train_cfg.steps} if train_cfg.steps is not None else {}
+        if train_cfg.device != "auto":
+            given["device"] = train_cfg.device
         spec, model_config = rc.spec, rc.model_config
-        train_cfg = dataclasses.replace(rc.train, out=str(resume))
-        if steps_override is not None:
-            train_cfg = dataclasses.replace(train_cfg, steps=steps_override, epochs=None)
-        if device_override != "auto":
-            train_cfg = dataclasses.replace(train_cfg, device=device_override)
+        train_cfg = resumed_config(rc.train, {**given, **changes}, str(resume))
         # A run killed before its first checkpoint starts again from step 0 with the
         # configuration it recorded: exactly what its first start would have done.
         if list_checkpoints(Path(resume) / "checkpoints"):
@@ -278,8 +298,21 @@ def _resolve_run(
             resume_from = (folder, load_state(folder), load_weights(folder))
     else:
         spec = get_registry().model(train_cfg.model)
-        check_train_config(train_cfg, "training options")
+        check_train_config(train_cfg, "training options", model_config)
     return spec, train_cfg, resolve_model_config(spec, model_config, train_cfg), resume_from
+
+
+def resumed_config(recorded: TrainConfig, changes: Mapping[str, Any], out: str) -> TrainConfig:
+    """A resumed run's options: those it recorded, with ``changes`` to fields that may
+    change on resume (refused by name otherwise); new steps or epochs replace both."""
+    fixed = sorted(k for k in changes if not resumable(k))
+    if fixed:
+        raise GantoolError(f"{flag_name(fixed[0])} cannot change on --resume")
+    if "steps" in changes or "epochs" in changes:
+        recorded = dataclasses.replace(recorded, steps=None, epochs=None)
+    train_cfg = dataclasses.replace(recorded, out=out, **changes)
+    check_train_config(train_cfg, "--resume")
+    return train_cfg
 
 
 def resolve_model_config(spec: ModelSpec, model_config: Any, train: TrainConfig) -> Any:
@@ -334,8 +367,7 @@ def _open_training_data(
     return train_cfg, domains, augment
 
 
-def _run_dir(train_cfg: TrainConfig, spec: ModelSpec, dist_info: Distributed,
-             fresh: bool) -> Path:
+def _run_dir(train_cfg: TrainConfig, spec: ModelSpec, dist_info: Distributed) -> Path:
     run_dir = Path(train_cfg.out) if train_cfg.out else default_run_dir(spec.name)
     if dist_info.enabled and not train_cfg.out:
         # A timestamped name may differ between ranks by a second: rank 0's wins.
@@ -344,8 +376,6 @@ def _run_dir(train_cfg: TrainConfig, spec: ModelSpec, dist_info: Distributed,
         names = [str(run_dir)]
         dist.broadcast_object_list(names, src=0)
         run_dir = Path(names[0])
-    if fresh and (run_dir / "config.json").exists():
-        raise GantoolError(f"{run_dir} already holds a run; use --resume {run_dir} or a new --out")
     return run_dir
 
 
@@ -560,6 +590,7 @@ def restore_state(
         for name, opt in optimizers.items():
             _load_optimizer(opt, state["optimizers"][name])
         for name, sched in schedulers.items():
+            _check_layout(sched.state_dict(), state["schedulers"][name], f"scheduler {name}")
             sched.load_state_dict(state["schedulers"][name])
         for name, opt in optimizers.items():
             if id(opt) in scalers and name in state.get("scalers", {}):
@@ -598,23 +629,66 @@ def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
     """
     own = [{k: g[k] for k in _IMPLEMENTATION_FLAGS if k in g} for g in opt.param_groups]
     groups = [{**g, **flags} for g, flags in zip(saved["param_groups"], own, strict=True)]
+    for group in groups:
+        _check_hyperparameters(opt, group)
     opt.load_state_dict({**saved, "param_groups": groups})
     for param, state in opt.state.items():
         for key, value in state.items():
-            if (isinstance(value, torch.Tensor) and value.shape == param.shape
-                    and value.stride() != param.stride()):
+            _check_moment(param, key, value)
+            if value.shape == param.shape and value.stride() != param.stride():
                 state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def _check_hyperparameters(opt: torch.optim.Optimizer, group: dict[str, Any]) -> None:
+    """A saved parameter group's learning rate, betas... held to the checks the optimizer's
+    own constructor makes (torch checks them only there, not on loading)."""
+    accepted = inspect.signature(type(opt)).parameters
+    hyper = {k: v for k, v in group.items() if k in accepted and k != "params"}
+    try:
+        type(opt)([torch.zeros(1, requires_grad=True)], **hyper)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"its optimizer settings are invalid: {exc}") from None
+
+
+def _check_moment(param: torch.Tensor, key: str, value: Any) -> None:
+    """An optimizer's per-parameter state is a tensor of the parameter's shape, or a
+    single number (the step count); anything else breaks the next update."""
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"optimizer state '{key}' must be a tensor")
+    if value.dim() != 0 and value.shape != param.shape:
+        raise ValueError(f"optimizer state '{key}' has shape {list(value.shape)}, "
+                         f"its parameter {list(param.shape)}")
+
+
+def _check_layout(fresh: Any, saved: Any, what: str) -> None:
+    """``saved`` has ``fresh``'s shape: the same kinds of values for the keys both hold,
+    lists of the same length, finite numbers. A scheduler loads any dict without a look,
+    and a short list fails only at its next step."""
+    if isinstance(fresh, dict):
+        if not isinstance(saved, dict):
+            raise ValueError(f"{what} must be a dict")
+        for key in fresh.keys() & saved.keys():
+            _check_layout(fresh[key], saved[key], f"{what}: '{key}'")
+    elif isinstance(fresh, list | tuple):
+        if not isinstance(saved, list | tuple) or len(saved) != len(fresh):
+            raise ValueError(f"{what} must be a list of {len(fresh)}")
+        for a, b in zip(fresh, saved, strict=True):
+            _check_layout(a, b, what)
+    elif isinstance(fresh, int | float) and not isinstance(fresh, bool):
+        if isinstance(saved, bool) or not isinstance(saved, int | float) or not math.isfinite(saved):
+            raise ValueError(f"{what} must be a finite number, not {saved!r:.40}")
 
 
 def _matching_fixed(saved: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor],
                     folder: Path) -> dict[str, torch.Tensor]:
     """The checkpoint's fixed sample inputs, if they have the keys and shapes this model uses."""
-    def shapes(d: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v.shape) for k, v in d.items()}
+    def layout(d: dict[str, torch.Tensor]) -> dict[str, str]:
+        # The dtype too: the networks take the dtype they were made for, not float64 or int32.
+        return {k: f"{str(v.dtype).removeprefix('torch.')} {list(v.shape)}" for k, v in d.items()}
 
-    if shapes(saved) != shapes(fresh):
+    if layout(saved) != layout(fresh):
         raise GantoolError(f"checkpoint {folder / 'state.pt'} is damaged: its fixed sample inputs "
-                           f"{shapes(saved)} do not fit this model's {shapes(fresh)}")
+                           f"{layout(saved)} do not fit this model's {layout(fresh)}")
     return saved
 
 

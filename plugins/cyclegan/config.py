@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from translator import GantoolError
 
 GAN_LOSSES = ["lsgan", "vanilla", "wgangp", "hinge"]
+_BETA = {"min": 0.0, "max": 1.0, "max_open": True}
 
 
 @dataclass
@@ -24,52 +25,61 @@ class CycleGANConfig:
     blocks: int = field(
         default=0,
         metadata={"help": "Residual blocks in the generator; 0: 9 above 128 px, 6 at 128 px "
-                  "or below."},
+                  "or below.", "min": 0},
     )
-    ngf: int = field(default=64, metadata={"help": "Filters in the generator's first layer."})
-    ndf: int = field(default=64, metadata={"help": "Filters in the discriminator's first layer."})
+    ngf: int = field(default=64, metadata={"help": "Filters in the generator's first layer.",
+                                           "min": 1})
+    ndf: int = field(default=64, metadata={"help": "Filters in the discriminator's first layer.",
+                                           "min": 1})
     d_layers: int = field(
-        default=3, metadata={"help": "Strided layers of the PatchGAN (3: 70x70 patches)."}
+        default=3, metadata={"help": "Strided layers of the PatchGAN (3: 70x70 patches).",
+                             "min": 1}
     )
     gan_loss: str = field(
         default="lsgan",
         metadata={"help": "Adversarial loss.", "choices": GAN_LOSSES},
     )
     lambda_cycle: float = field(
-        default=10.0, metadata={"help": "Weight of the cycle-consistency L1 loss."}
+        default=10.0, metadata={"help": "Weight of the cycle-consistency L1 loss.", "min": 0.0}
     )
     cycle_noise: float = field(
         default=0.0,
         metadata={"help": "Standard deviation of Gaussian noise added to a translation before "
                   "it is translated back for the cycle loss, so that the generator cannot hide "
-                  "the input in faint patterns (0: off)."},
+                  "the input in faint patterns (0: off).", "min": 0.0},
     )
     lambda_identity: float = field(
         default=0.5,
-        metadata={"help": "Weight of the identity loss, relative to --lambda-cycle (0: off)."},
+        metadata={"help": "Weight of the identity loss, relative to --lambda-cycle (0: off).",
+                  "min": 0.0},
     )
     gp_weight: float = field(
-        default=10.0, metadata={"help": "Gradient-penalty weight (only with --gan-loss wgangp)."}
+        default=10.0, metadata={"help": "Gradient-penalty weight (only with --gan-loss wgangp).",
+                                "min": 0.0}
     )
     r1_weight: float = field(
         default=0.0,
         metadata={"help": "Weight (gamma) of the R1 penalty on the discriminators' gradients "
-                  "at real images, a regulariser for small data sets (0: off)."},
+                  "at real images, a regulariser for small data sets (0: off).", "min": 0.0},
     )
     pool_size: int = field(
         default=50,
-        metadata={"help": "Generated images kept to train the discriminators (0: no pool)."},
+        metadata={"help": "Generated images kept to train the discriminators (0: no pool).",
+                  "min": 0},
     )
-    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate."})
-    beta1: float = field(default=0.5, metadata={"help": "Adam beta1."})
-    beta2: float = field(default=0.999, metadata={"help": "Adam beta2."})
+    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate.", "min": 0.0,
+                                              "min_open": True})
+    # torch's Adam takes betas in [0, 1).
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1.", **_BETA})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2.", **_BETA})
     decay_start: float = field(
         default=0.5,
         metadata={"help": "Fraction of the steps at constant learning rate; it then decays "
-                  "linearly to zero."},
+                  "linearly to zero.", "min": 0.0, "max": 1.0},
     )
     init_std: float = field(
-        default=0.02, metadata={"help": "Standard deviation of the normal weight init."}
+        default=0.02, metadata={"help": "Standard deviation of the normal weight init.",
+                                "min": 0.0, "min_open": True}
     )
 
 
@@ -91,7 +101,8 @@ class CycleGANMobileConfig(CycleGANConfig):
 
     ngf: int = field(
         default=16,
-        metadata={"help": "Filters in the generator's first layer (blocks use 8x as many)."},
+        metadata={"help": "Filters in the generator's first layer (blocks use 8x as many).",
+                  "min": 1},
     )
 
 

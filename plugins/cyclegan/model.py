@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translator import GantoolError
+from translator.config import check_ranges
 from translator.gan import (
     ExportableGenerator,
     GANModel,
@@ -107,14 +107,8 @@ class CycleGAN(GANModel):
 
     def __init__(self, config: CycleGANConfig, variant: str = "resnet") -> None:
         super().__init__(config)
-        if config.gan_loss not in GANLoss.kinds:
-            raise ValueError(
-                f"unknown --gan-loss '{config.gan_loss}'; known: {', '.join(GANLoss.kinds)}"
-            )
-        for name in ("lambda_cycle", "lambda_identity", "cycle_noise", "r1_weight"):
-            if getattr(config, name) < 0:
-                flag = "--" + name.replace("_", "-")
-                raise GantoolError(f"{flag} must be 0 or more, got {getattr(config, name)}")
+        # The bounds and choices of the config's fields, also for callers of the library.
+        check_ranges(config)
         self.variant = variant
         generator_a = build_generator(config, variant)
         self.nets["G_A"] = generator_a
@@ -273,5 +267,13 @@ class CycleGAN(GANModel):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         device = next(self.parameters()).device
-        self.pool_A.load_state_dict(state["pool_A"], device)
-        self.pool_B.load_state_dict(state["pool_B"], device)
+        # Pools hold training-size images; others would surface as a shape error mid-step.
+        expected = (3, self.config.size, self.config.size)
+        for name, pool in (("pool_A", self.pool_A), ("pool_B", self.pool_B)):
+            images = state[name]["images"]
+            if not isinstance(images, torch.Tensor) or (
+                    images.numel() and (images.dim() != 4 or tuple(images.shape[1:]) != expected)):
+                shape = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+                raise ValueError(f"'{name}' holds images of shape {shape}, "
+                                 f"not [N, {', '.join(map(str, expected))}]")
+            pool.load_state_dict(state[name], device)

@@ -7,11 +7,26 @@ built, so listing models stays fast.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import translator
 
 _SIZES = [32, 64, 128]
+
+
+def _rate(default: float, help_text: str) -> Any:
+    """A learning rate: more than 0 (subclasses change the default, keeping the bounds)."""
+    return field(default=default, metadata={"help": help_text, "min": 0.0, "min_open": True})
+
+
+def _at_least(lowest: float | int, default: float | int, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text, "min": lowest})
+
+
+def _beta(default: float, which: str) -> Any:
+    """An Adam beta: torch takes [0, 1)."""
+    return field(default=default, metadata={"help": f"Adam's {which}", "min": 0.0, "max": 1.0,
+                                            "max_open": True})
 
 
 @dataclass
@@ -19,22 +34,21 @@ class DCGANConfig:
     """DCGAN (Radford et al. 2016): BatchNorm, LeakyReLU 0.2, Tanh, BCE, Adam 2e-4 b1 0.5."""
 
     size: int = 64
-    latent_dim: int = field(default=100, metadata={"help": "length of the noise vector"})
-    ngf: int = field(default=64, metadata={"help": "generator width"})
-    ndf: int = field(default=64, metadata={"help": "discriminator width"})
-    lr_g: float = field(default=2e-4, metadata={"help": "generator learning rate"})
-    lr_d: float = field(default=2e-4, metadata={"help": "discriminator learning rate"})
-    beta1: float = 0.5
-    beta2: float = 0.999
-    n_critic: int = field(default=1, metadata={
-        "help": "discriminator steps per generator step (fixed balance)"})
+    latent_dim: int = field(default=100, metadata={"help": "length of the noise vector", "min": 1})
+    ngf: int = field(default=64, metadata={"help": "generator width", "min": 1})
+    ndf: int = field(default=64, metadata={"help": "discriminator width", "min": 1})
+    lr_g: float = _rate(2e-4, "generator learning rate")
+    lr_d: float = _rate(2e-4, "discriminator learning rate")
+    beta1: float = _beta(0.5, "beta1")
+    beta2: float = _beta(0.999, "beta2")
+    n_critic: int = _at_least(1, 1, "discriminator steps per generator step (fixed balance)")
     balance: Literal["fixed", "adaptive"] = field(default="fixed", metadata={
         "help": "adaptive: train whichever side is losing, judged by the discriminator's "
                 "accuracy on the last batch"})
     loss: Literal["bce", "wasserstein"] = "bce"
     critic_norm: Literal["batch", "layer", "none"] = "batch"
-    clip: float = field(default=0.0, metadata={"help": "critic weight clipping (0: off)"})
-    gp_weight: float = field(default=0.0, metadata={"help": "gradient penalty weight (0: off)"})
+    clip: float = _at_least(0.0, 0.0, "critic weight clipping (0: off)")
+    gp_weight: float = _at_least(0.0, 0.0, "gradient penalty weight (0: off)")
     optimizer: Literal["adam", "rmsprop"] = "adam"
 
 
@@ -42,11 +56,11 @@ class DCGANConfig:
 class WGANConfig(DCGANConfig):
     """WGAN (Arjovsky et al. 2017): critic without sigmoid, clipping 0.01, RMSprop 5e-5."""
 
-    lr_g: float = 5e-5
-    lr_d: float = 5e-5
-    n_critic: int = 5
+    lr_g: float = _rate(5e-5, "generator learning rate")
+    lr_d: float = _rate(5e-5, "discriminator learning rate")
+    n_critic: int = _at_least(1, 5, "discriminator steps per generator step (fixed balance)")
     loss: Literal["bce", "wasserstein"] = "wasserstein"
-    clip: float = 0.01
+    clip: float = _at_least(0.0, 0.01, "critic weight clipping (0: off)")
     optimizer: Literal["adam", "rmsprop"] = "rmsprop"
 
 
@@ -58,14 +72,11 @@ class WGANGPConfig(DCGANConfig):
     minutes it learns digits faster (BENCHMARKS.md).
     """
 
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.0
-    beta2: float = 0.9
-    n_critic: int = 1
+    beta1: float = _beta(0.0, "beta1")
+    beta2: float = _beta(0.9, "beta2")
     loss: Literal["bce", "wasserstein"] = "wasserstein"
     critic_norm: Literal["batch", "layer", "none"] = "layer"
-    gp_weight: float = 10.0
+    gp_weight: float = _at_least(0.0, 10.0, "gradient penalty weight (0: off)")
 
 
 def _build(config: DCGANConfig):
