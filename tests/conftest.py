@@ -10,9 +10,7 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
-@pytest.fixture
-def run_cli():
-    """Invoke ``gantool`` in-process; returns click's Result (exit_code, output)."""
+def _invoker():
     from click.testing import CliRunner
     from translator.cli import cli
 
@@ -20,6 +18,18 @@ def run_cli():
         return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False, **kwargs)
 
     return invoke
+
+
+@pytest.fixture
+def run_cli():
+    """Invoke ``gantool`` in-process; returns click's Result (exit_code, output)."""
+    return _invoker()
+
+
+@pytest.fixture(scope="module")
+def run_cli_module():
+    """:func:`run_cli` for module-scoped fixtures (a run trained once per test module)."""
+    return _invoker()
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ from translator.runtime.faces import (
     BoxSmoother,
     color_match,
     create_detector,
-    face_crop_box,
-    feather_mask,
 )
 from translator.runtime.pipeline import FaceOptions, FramePipeline, detect_rgb
 from translator.runtime.session import ModelSession
@@ -47,14 +45,15 @@ def test_haar_finds_no_face_in_coffee(haar):
 @pytest.mark.parametrize("blend", ["feather", "poisson"])
 def test_only_the_face_changes(session, haar, blend):
     img = astronaut()
-    pipe = FramePipeline(session, FaceOptions(haar, blend=blend, margin=0.4))
+    pipe = FramePipeline(session, FaceOptions(haar, blend=blend))
     out = pipe.process([img])[0]
     assert pipe.last_face_counts == [1]
     assert out.shape == img.shape
     x, y, w, h = FACE
-    x0, y0, x1, y1 = face_crop_box(FACE, 0.4, img.shape)
+    # Faces are aligned and blended back inside the face only: hair, suit and background
+    # further than 40 px from Haar's box are the photo's own.
     outside = np.ones(img.shape[:2], bool)
-    outside[max(0, y0 - 8) : y1 + 8, max(0, x0 - 8) : x1 + 8] = False
+    outside[max(0, y - 40) : y + h + 40, max(0, x - 40) : x + w + 40] = False
     np.testing.assert_array_equal(out[outside], img[outside])
     # The face itself (its centre half) is strongly changed by the inverting model.
     cy, cx = y + h // 2, x + w // 2
@@ -70,10 +69,10 @@ def test_photo_without_face_is_unchanged(session, haar):
 
 
 def test_poisson_blend_with_face_at_the_border(session, haar):
-    # Crop so the face's margin box runs off the top-left corner: seamlessClone would
+    # Crop so the face's aligned square runs off the top-left corner: seamlessClone would
     # assert if its mask touched the border; the guard must keep it working.
     img = np.ascontiguousarray(astronaut()[60:, 170:])
-    pipe = FramePipeline(session, FaceOptions(haar, blend="poisson", margin=0.6))
+    pipe = FramePipeline(session, FaceOptions(haar, blend="poisson"))
     out = pipe.process([img])[0]
     assert pipe.last_face_counts == [1]
     assert out.shape == img.shape
@@ -86,21 +85,6 @@ def test_color_match_option_runs_and_keeps_outside(session, haar):
     out = FramePipeline(session, FaceOptions(haar, color_match=True)).process([img])[0]
     np.testing.assert_array_equal(out[400:], img[400:])
     assert not np.array_equal(out, img)
-
-
-def test_feather_mask_shape_and_values():
-    m = feather_mask(40, 60, 0.2)
-    assert m.shape == (40, 60, 1)
-    assert m[20, 30, 0] == pytest.approx(1.0)
-    assert m[0, 0, 0] < 0.01 and m[20, 0, 0] < 0.1
-    row = m[20, :30, 0]
-    assert np.all(np.diff(row) >= 0)  # rises monotonically towards the centre
-
-
-def test_face_crop_box_is_clipped():
-    assert face_crop_box((10, 10, 50, 50), 0.5, (100, 100, 3)) == (0, 0, 85, 85)
-    x0, y0, x1, y1 = face_crop_box(FACE, 0.4, (512, 512, 3))
-    assert x0 < FACE[0] and y0 < FACE[1] and x1 > FACE[0] + FACE[2] and x1 - x0 == y1 - y0
 
 
 def test_color_match_moves_statistics():
@@ -144,14 +128,17 @@ def test_faces_plugin_registers_haar_and_yunet():
     specs = []
     faces_plugin.register_face_detectors(register=specs.append)
     by_name = {s.name: s for s in specs}
-    assert set(by_name) == {"haar", "yunet"}
+    assert set(by_name) == {"dlib", "haar", "yunet"}
     assert len(detect_rgb(by_name["haar"].create(), astronaut())) == 1
     with pytest.raises(GantoolError, match="needs a model file"):
         by_name["yunet"].create()
 
 
-def test_create_detector_by_name():
+def test_create_detector_by_name_and_the_default():
     assert isinstance(create_detector("haar"), HaarDetector)
+    default = create_detector()  # dlib when the faces extra is installed, else haar
+    assert type(default).__name__ in {"DlibDetector", "HaarDetector"}
+    assert len(detect_rgb(default, astronaut())) >= 1
     with pytest.raises(GantoolError, match="unknown face detector"):
         create_detector("no-such-detector")
 

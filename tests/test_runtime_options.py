@@ -63,8 +63,6 @@ def test_flag_bounds_hold_for_library_callers_too():
         RuntimeOptions(size=4096)
     with pytest.raises(GantoolError, match="--batch-size must be at least 1"):
         RuntimeOptions(batch_size=0)
-    with pytest.raises(GantoolError, match="--margin"):
-        RuntimeOptions(margin=2.5)
     with pytest.raises(GantoolError, match="--input-range"):
         RuntimeOptions(input_range="0,inf")
     assert RuntimeOptions(size=2048, input_range="0,1").size == 2048
@@ -81,7 +79,7 @@ def test_bad_runtime_flags_are_one_line(tmp_path, args):
 
 
 def test_detector_choice_follows_the_face_model():
-    assert RuntimeOptions().detector_choice() == ("haar", {})
+    assert RuntimeOptions().detector_choice() == (None, {})  # the first of DEFAULT_DETECTORS
     assert RuntimeOptions(face_model="y.onnx").detector_choice() == ("yunet", {"model": "y.onnx"})
     assert RuntimeOptions(detector="haar", face_model="c.xml").detector_choice() == (
         "haar", {"cascade": "c.xml"})

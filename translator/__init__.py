@@ -19,7 +19,7 @@ modules do.
 
 import pluggy
 
-from .errors import GantoolError, PluginError
+from .errors import GantoolError, MissingExtra, PluginError
 from .specs import (
     DataRequest,
     DatasetSpec,
@@ -42,6 +42,7 @@ __all__ = [
     "FaceDetectorSpec",
     "FigureSpec",
     "GantoolError",
+    "MissingExtra",
     "ModelSpec",
     "PluginError",
     "__version__",

@@ -10,3 +10,8 @@ class GantoolError(Exception):
 
 class PluginError(GantoolError):
     """A plugin misbehaved; the message names the plugin."""
+
+
+class MissingExtra(GantoolError):
+    """An optional part is not installed (e.g. ``gantool[faces]``); the message says how to
+    get it. Evaluate skips a figure that raises it, with that one line."""

@@ -27,7 +27,7 @@ from .checkpoint import step_dir_name, write_text_atomic
 from .data import ImageList, ImageReadError
 from .data.pipeline import resize_square, to_tensor, to_uint8
 from .device import choose_device
-from .errors import GantoolError
+from .errors import GantoolError, MissingExtra
 from .gan import ExportableGenerator
 from .imaging import save_grid
 from .registry import get_registry
@@ -169,6 +169,11 @@ def _plugin_figures(rc: RunConfig, column: Column, notes: list[str]) -> dict[str
     for name, spec in get_registry().figures.items():
         try:
             figure = spec.create(rc, column)
+        except MissingExtra as exc:
+            note = f"skipped figure '{name}': {exc}"
+            if note not in notes:  # once, not once per direction
+                notes.append(note)
+            continue
         except Exception as exc:  # a plugin's figure must not cost the others
             notes.append(f"figure '{name}' ({spec.plugin}) failed: {type(exc).__name__}: {exc}")
             continue

@@ -65,6 +65,9 @@ class DatasetSpec:
     #: True when a mirrored image means something else (digits, text, maps, anything with
     #: handedness): training then never flips its images, whatever the model's default.
     flip_changes_meaning: bool = False
+    #: True when each image is a photo of a face: ``--align-faces auto`` then aligns the
+    #: faces to the template the runtime's face mode uses (:mod:`translator.face_align`).
+    faces: bool = False
     plugin: str = field(default="", compare=False)
 
 

@@ -25,7 +25,7 @@ def register_datasets(register):
         digits.open_digits, flip_changes_meaning=True))
     register(translator.DatasetSpec(
         "celeba", "CelebA root: img_align_celeba/ + list_attr_celeba.txt; domain words "
-        "map to attributes", celeba.open_celeba, detect=celeba.detect, priority=10))
+        "map to attributes", celeba.open_celeba, detect=celeba.detect, priority=10, faces=True))
     register(translator.DatasetSpec(
         "cyclegan-folders", "trainA/ trainB/ (testA/ testB/) folders",
         folders.open_cyclegan, detect=folders.detect_cyclegan, priority=20))

@@ -1,4 +1,5 @@
-"""Face-aware mode: cropping, blending back, colour match, smoothing of face boxes.
+"""Face-aware mode: choosing a detector, colour match, smoothing of face boxes over video
+(alignment, the warp back and blending are in :mod:`translator.face_align`).
 
 Detectors come from plugins only (``register_face_detectors``; the built-in ones are in
 ``translator.plugins.faces``) and follow its contract: ``detect(bgr) -> [(x, y, w, h)]``.
@@ -13,41 +14,28 @@ import numpy as np
 
 Box = tuple[int, int, int, int]
 
-#: The detector ``--faces`` and ``gantool serve`` use when none is named.
-DEFAULT_DETECTOR = "haar"
+#: The detectors ``--faces``, ``--align-faces`` and ``gantool serve`` try, in order, when
+#: none is named: the first whose plugin and extras are installed (dlib gives landmarks).
+DEFAULT_DETECTORS = ("dlib", "haar")
 
 
-def create_detector(name: str = DEFAULT_DETECTOR, **options: Any) -> Any:
+def create_detector(name: str | None = None, **options: Any) -> Any:
     """The face detector a plugin registered under ``name`` (the built-in faces plugin
-    registers ``haar`` and ``yunet``), made with ``options``."""
+    registers ``dlib``, ``haar`` and ``yunet``), made with ``options``; without a name, the
+    first of :data:`DEFAULT_DETECTORS` that can be made."""
+    from translator.errors import GantoolError, MissingExtra
     from translator.registry import get_registry
 
-    return get_registry().face_detector(name).create(**options)
-
-
-def face_crop_box(box: Sequence[int], margin: float, shape: Sequence[int]) -> Box:
-    """A square crop (x0, y0, x1, y1) around a face box with ``margin`` of context on each
-    side, clipped to the frame."""
-    x, y, w, h = box[:4]
-    side = max(w, h) * (1 + 2 * margin)
-    cx, cy = x + w / 2, y + h / 2
-    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    x1, y1 = int(round(cx + side / 2)), int(round(cy + side / 2))
-    height, width = shape[0], shape[1]
-    return max(0, x0), max(0, y0), min(width, x1), min(height, y1)
-
-
-def feather_mask(height: int, width: int, feather: float = 0.2) -> np.ndarray:
-    """``[H, W, 1]`` float32 weights: 1 in the middle, easing to 0 at the crop's edges, so
-    the translated crop fades into the frame without a visible seam."""
-
-    def ramp(n: int) -> np.ndarray:
-        band = max(1.0, feather * n)
-        d = np.minimum(np.arange(n) + 0.5, n - np.arange(n) - 0.5) / band
-        t = np.clip(d, 0.0, 1.0)
-        return t * t * (3 - 2 * t)  # smoothstep: no kink where the ramp meets the plateau
-
-    return (ramp(height)[:, None] * ramp(width)[None, :])[..., None].astype(np.float32)
+    registry = get_registry()
+    if name is not None:
+        return registry.face_detector(name).create(**options)
+    problems = []
+    for candidate in DEFAULT_DETECTORS:
+        try:
+            return registry.face_detector(candidate).create(**options)
+        except (MissingExtra, GantoolError) as exc:
+            problems.append(f"{candidate}: {exc}")
+    raise GantoolError("no face detector could be made: " + "; ".join(problems))
 
 
 def color_match(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -60,64 +48,6 @@ def color_match(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     r_mean, r_std = ref.mean(axis=(0, 1)), ref.std(axis=(0, 1))
     out = (src - s_mean) * (r_std / s_std) + r_mean
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
-
-
-def blend_face(
-    frame: np.ndarray,
-    translated: np.ndarray,
-    rect: Box,
-    options: Any,
-    original_crop: np.ndarray | None = None,
-) -> np.ndarray:
-    """Put a translated crop back into ``frame`` at ``rect`` = (x0, y0, x1, y1).
-
-    Only pixels inside ``rect`` can change. ``options`` is a :class:`FaceOptions`.
-    """
-    if options.color_match and original_crop is not None:
-        translated = color_match(translated, original_crop)
-    if options.blend == "poisson":
-        out = _poisson(frame, translated, rect)
-        if out is not None:
-            return out
-    x0, y0, x1, y1 = rect
-    mask = feather_mask(y1 - y0, x1 - x0, options.feather)
-    region = frame[y0:y1, x0:x1].astype(np.float32)
-    mixed = region + (translated.astype(np.float32) - region) * mask
-    out = frame.copy()
-    out[y0:y1, x0:x1] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
-    return out
-
-
-def _poisson(frame: np.ndarray, translated: np.ndarray, rect: Box) -> np.ndarray | None:
-    """``cv2.seamlessClone``, or None when it cannot run (the caller then feathers).
-
-    seamlessClone asserts when the mask touches the source's border or its region leaves
-    the destination, so the mask is inset and placed so that OpenCV's own centring
-    (``center - size / 2``) lands exactly on ``rect``.
-    """
-    import cv2
-
-    x0, y0, x1, y1 = rect
-    h, w = y1 - y0, x1 - x0
-    inset = max(2, int(0.06 * min(h, w)))
-    if h - 2 * inset < 4 or w - 2 * inset < 4:
-        return None
-    mask = np.zeros((h, w), np.uint8)
-    # An elliptical mask keeps the frame's own hair and background at the crop's corners.
-    cv2.ellipse(mask, (w // 2, h // 2), (w // 2 - inset, h // 2 - inset), 0, 0, 360, 255, -1)
-    mask[:inset], mask[h - inset :], mask[:, :inset], mask[:, w - inset :] = 0, 0, 0, 0
-    bx, by, bw, bh = cv2.boundingRect(mask)
-    center = (x0 + bx + bw // 2, y0 + by + bh // 2)
-    try:
-        return cv2.seamlessClone(
-            np.ascontiguousarray(translated),
-            np.ascontiguousarray(frame),
-            mask,
-            center,
-            cv2.NORMAL_CLONE,
-        )
-    except cv2.error:
-        return None
 
 
 class BoxSmoother:

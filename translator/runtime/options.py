@@ -41,14 +41,12 @@ class RuntimeOptions:
     faces: bool = field(default=False, metadata={
         "help": "Translate only the faces, blended back into the frame."})
     detector: str | None = field(default=None, metadata={
-        "help": "Face detector plugin (built in: haar, yunet). Default: haar, or yunet with "
-                "--face-model.", "metavar": "NAME"})
+        "help": "Face detector plugin (built in: dlib, haar, yunet). Default: dlib when "
+                'installed (pip install "gantool[faces]"), else haar; yunet with --face-model.',
+        "metavar": "NAME"})
     face_model: str | None = field(default=None, metadata={
         "help": "Face detector model file (a YuNet .onnx selects the yunet detector).",
         "metavar": "FILE"})
-    margin: float = field(default=0.4, metadata={
-        "help": "Context around each face, as a fraction of its size (--faces).",
-        "min": 0.0, "max": 2.0})
     blend: Literal["feather", "poisson"] = field(default="feather", metadata={
         "help": "How faces are blended back (--faces)."})
     color_match: bool = field(default=False, metadata={
@@ -76,10 +74,10 @@ class RuntimeOptions:
         return ModelSession(path, self.provider, size=self.size, input_range=self.input_range,
                             log=log or stderr_log, threads=threads)
 
-    def detector_choice(self) -> tuple[str, dict[str, Any]]:
+    def detector_choice(self) -> tuple[str | None, dict[str, Any]]:
         """(detector name, its options): a model file picks yunet unless a name is given."""
         if self.face_model is None:
-            return self.detector or "haar", {}
+            return self.detector, {}
         name = self.detector or "yunet"
         return name, {"cascade" if name == "haar" else "model": self.face_model}
 
@@ -89,5 +87,5 @@ class RuntimeOptions:
         from .pipeline import FaceOptions
 
         name, options = self.detector_choice()
-        return FaceOptions(create_detector(name, **options), margin=self.margin,
+        return FaceOptions(create_detector(name, **options),
                            blend=self.blend, color_match=self.color_match, **extra)

@@ -87,13 +87,12 @@ class FaceOptions:
     """How face-aware mode crops, translates and blends faces back."""
 
     detector: Any
-    #: Extra context around a detected face, as a fraction of the face size on each side.
-    margin: float = 0.4
     blend: str = "feather"  # or "poisson"
     color_match: bool = False
     #: Smooth boxes over consecutive frames (video, webcam) so the swap does not jitter.
     smooth: bool = False
-    feather: float = 0.2
+    #: Width of the fade at the edge of the face, as a fraction of the aligned crop.
+    feather: float = 0.12
     smoother: Any = field(default=None, repr=False)
     #: With ``smooth`` (video): run the detector only on every n-th frame; the smoother's
     #: tracks stand in between. Detection costs more than translating a face crop.
@@ -185,25 +184,32 @@ class FramePipeline:
 
     def translate_faces(self, frames: Sequence[np.ndarray],
                         boxes: Sequence[Sequence[tuple[int, int, int, int]]]) -> list[np.ndarray]:
-        """Translate the face crops of ``frames`` (all crops in one batch) and blend them back."""
-        from .faces import blend_face, face_crop_box
+        """Translate the faces of ``frames`` and put them back: each face aligned to the
+        template training data is aligned to (:mod:`translator.face_align`), all faces
+        translated in one batch, each warped back by the inverse and blended inside the
+        face only."""
+        from translator.face_align import align_face, face_landmarks, face_side, paste_face
+
+        from .faces import color_match
 
         opts = self.faces
         assert opts is not None
-        crops: list[np.ndarray] = []
-        where: list[tuple[int, tuple[int, int, int, int]]] = []
+        faces, where = [], []
         self.last_face_counts = [len(b) for b in boxes]
         for n, (frame, frame_boxes) in enumerate(zip(frames, boxes, strict=True)):
+            bgr = np.ascontiguousarray(frame[..., ::-1])
             for box in frame_boxes:
-                x0, y0, x1, y1 = face_crop_box(box, opts.margin, frame.shape)
-                if x1 - x0 < 8 or y1 - y0 < 8:
+                if min(box[2], box[3]) < 8:
                     continue
-                crops.append(frame[y0:y1, x0:x1])
-                where.append((n, (x0, y0, x1, y1)))
+                landmarks = face_landmarks(opts.detector, bgr, box)
+                faces.append(align_face(frame, landmarks, min(1024, face_side(landmarks))))
+                where.append(n)
         results = [np.array(f, copy=True) for f in frames]
-        translated = self.translate(crops) if crops else []
-        for (n, rect), crop, new in zip(where, crops, translated, strict=True):
-            results[n] = blend_face(results[n], new, rect, opts, original_crop=crop)
+        translated = self.translate([face.crop for face in faces]) if faces else []
+        for n, face, new in zip(where, faces, translated, strict=True):
+            if opts.color_match:
+                new = color_match(new, face.crop)
+            results[n] = paste_face(results[n], new, face, opts.feather, opts.blend == "poisson")
         return results
 
     def _process_faces(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -1,0 +1,92 @@
+"""The independent gender judge in ``gantool evaluate``, on a tiny CelebA-shaped root made
+from scikit-image's astronaut (no CelebA image: its licence keeps them out of the project)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from runtime_helpers import astronaut
+
+from translator.errors import MissingExtra
+from translator.evaluate import evaluate_run
+
+pytest.importorskip("dlib")
+
+from translator.plugins.faces import judge as judge_module  # noqa: E402
+
+
+def test_the_judge_reads_the_astronaut_as_female_and_as_herself():
+    j = judge_module.judge()
+    rect = j.find(astronaut())
+    assert rect is not None
+    reading = j.read(astronaut(), rect)
+    assert reading.gender == "female" and reading.p_male < 0.3
+    pair = judge_module.read_pair(astronaut(), astronaut())
+    assert pair is not None and pair.same_person and pair.face_found
+
+
+def test_a_face_of_another_image_is_not_the_same_person():
+    j = judge_module.judge()
+    rect = j.find(astronaut())
+    flat = np.full_like(astronaut(), 128)
+    other = j.read(flat, rect)
+    assert np.linalg.norm(other.embedding - j.read(astronaut(), rect).embedding) > 0.6
+
+
+def celeba_root(root: Path, count: int = 8) -> Path:
+    """A CelebA layout of astronaut variants (178x218, like CelebA's aligned crops): half
+    labelled male, two of each in the test split."""
+    face = astronaut()[20:290, 115:335]
+    (root / "img_align_celeba").mkdir(parents=True)
+    rows, parts = [], []
+    for i in range(count):
+        img = cv2.resize(face, (178, 218), interpolation=cv2.INTER_AREA)
+        img = np.clip(img.astype(int) + (i - count // 2) * 6, 0, 255).astype(np.uint8)
+        img = img[:, ::-1] if i % 3 == 0 else img
+        name = f"{i + 1:06d}.jpg"
+        cv2.imwrite(str(root / "img_align_celeba" / name), np.ascontiguousarray(img[..., ::-1]))
+        rows.append(f"{name} {1 if i % 2 else -1}")
+        parts.append(f"{name} {2 if i >= count - 4 else 0}")
+    (root / "list_attr_celeba.txt").write_text(f"{count}\nMale\n" + "\n".join(rows) + "\n")
+    (root / "list_eval_partition.txt").write_text("\n".join(parts) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def face_run(tmp_path_factory, run_cli_module):
+    root = celeba_root(tmp_path_factory.mktemp("celeba"))
+    run = tmp_path_factory.mktemp("runs") / "faces"
+    result = run_cli_module("train", "cyclegan", "--data", str(root), "--domain-a", "male",
+                            "--domain-b", "female", "--size", "64", "--steps", "2", "--ngf", "8",
+                            "--ndf", "8", "--out", str(run))
+    assert result.exit_code == 0, result.output
+    assert "faces aligned to gantool's template" in result.output
+    return run
+
+
+def test_evaluate_reports_the_judges_figures_for_a_face_run(face_run):
+    evaluation = evaluate_run(face_run, progress=False)
+    for column in ("a2b", "b2a"):
+        figures = evaluation.figures[column]
+        for name in ("read as target", "real read as source", "identity kept", "face found"):
+            assert 0.0 <= figures[name] <= 1.0, (column, name, figures)
+        assert figures["faces judged"] >= 1
+    # Every input is the astronaut: the judge reads the real female ones as female.
+    assert evaluation.figures["b2a"]["real read as source"] == 1.0
+    assert evaluation.figures["a2b"]["real read as source"] == 0.0
+
+
+def test_without_the_faces_extra_evaluate_says_in_one_line_what_it_skipped(face_run, monkeypatch):
+    def missing():
+        raise MissingExtra('dlib is not installed (pip install "gantool[faces]")')
+
+    monkeypatch.setattr(judge_module, "judge", missing)
+    evaluation = evaluate_run(face_run, progress=False)
+    skipped = [n for n in evaluation.notes if "faces" in n]
+    assert skipped == ["skipped figure 'faces': dlib is not installed "
+                       '(pip install "gantool[faces]")']
+    assert "read as target" not in evaluation.figures["a2b"]
+    assert "cycle L1" in evaluation.figures["a2b"]
