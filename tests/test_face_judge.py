@@ -90,3 +90,24 @@ def test_without_the_faces_extra_evaluate_says_in_one_line_what_it_skipped(face_
                        '(pip install "gantool[faces]")']
     assert "read as target" not in evaluation.figures["a2b"]
     assert "cycle L1" in evaluation.figures["a2b"]
+
+
+def test_align_faces_puts_every_training_face_on_the_template(tmp_path):
+    import dataclasses
+
+    from translator.config import TrainConfig
+    from translator.face_align import TEMPLATE, find_face, landmark_error
+    from translator.runs import open_data
+    from translator.runtime.faces import create_detector
+
+    root = celeba_root(tmp_path / "celeba")
+    train = TrainConfig(model="cyclegan", data=str(root), domain_a="male", domain_b="female")
+    aligned = open_data(train, "translation")["a"]  # auto: CelebA holds faces
+    detector = create_detector("dlib")
+    for i in range(len(aligned)):
+        img = aligned.load(i)
+        assert img.shape[0] == img.shape[1] >= 256
+        found = find_face(detector, img)
+        assert found is not None and landmark_error(found, TEMPLATE * img.shape[0]) < 0.06
+    raw = open_data(dataclasses.replace(train, align_faces="off"), "translation")["a"].load(0)
+    assert raw.shape[:2] == (218, 178)

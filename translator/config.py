@@ -29,6 +29,10 @@ class TrainConfig:
     epochs: float | None = field(default=None, metadata={
         "help": "train for this many passes over the larger domain instead of --steps",
         "min": 0.0, "min_open": True, "resume": True})
+    align_faces: str = field(default="auto", metadata={
+        "help": "align each training face to the template the runtime's face mode uses "
+                "(eyes level, one scale); auto: on for data sets of faces (CelebA)",
+        "choices": ["auto", "on", "off"]})
     batch_size: int = field(default=16, metadata={"help": "images per step per process", "min": 1})
     max_images: int | None = field(default=None, metadata={
         "help": "train on at most N images per domain (a fixed subset, the same every run)"})

@@ -138,7 +138,36 @@ def open_data(train: TrainConfig, kind: Kind, split: Split = "train") -> dict[st
     for lst in lists:
         if len(lst) == 0:
             raise GantoolError(f"domain '{lst.name}' has no images")
+    if aligns_faces(train, spec):
+        from .data.faces import aligned_list, alignment_detector
+        from .data.pipeline import CROP_SCALE
+
+        detector, _ = alignment_detector()
+        side = max(ALIGNED_SIDE, round(train.size * CROP_SCALE))
+        lists = [aligned_list(lst, side, detector) for lst in lists]
     return dict(zip(keys, lists, strict=True))
+
+
+#: The side faces are aligned at before the batch pipeline resizes them (at least).
+ALIGNED_SIDE = 256
+
+
+def aligns_faces(train: TrainConfig, spec: DatasetSpec) -> bool:
+    """Whether ``--align-faces`` (auto: when the data set holds faces) is on."""
+    return train.align_faces == "on" or (train.align_faces == "auto" and spec.faces)
+
+
+def alignment_line(train: TrainConfig) -> str | None:
+    """The log line that says whether, and with which detector, faces are aligned."""
+    spec, _ = find_dataset(train.data) if train.data else (None, None)
+    if spec is None or not aligns_faces(train, spec):
+        return None
+    from .data.faces import alignment_detector
+
+    name, _ = alignment_detector()
+    why = "--align-faces on" if train.align_faces == "on" else f"{spec.name} holds faces"
+    hint = "" if name == "dlib" else ' (estimated from boxes; pip install "gantool[faces]" for landmarks)'
+    return f"faces aligned to gantool's template with the {name} detector{hint} ({why})"
 
 
 def describe_data(domains: dict[str, ImageList]) -> dict[str, Any]:

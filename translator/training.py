@@ -59,6 +59,7 @@ from .gan import GANModel, StepContext
 from .imaging import grid_image, plot_losses, save_image
 from .registry import get_registry
 from .runs import (
+    alignment_line,
     check_train_config,
     default_run_dir,
     describe_data,
@@ -364,6 +365,9 @@ def _open_training_data(
     train_cfg, augment, augment_line = choose_augmentation(train_cfg, spec, domains)
     if dist_info.is_main:
         print(augment_line, file=sys.stderr)
+        align_line = alignment_line(train_cfg)
+        if align_line:
+            print(align_line, file=sys.stderr)
     return train_cfg, domains, augment
 
 
