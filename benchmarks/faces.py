@@ -8,7 +8,8 @@ embeddings; needs ``pip install "gantool[faces]"``).
     python benchmarks/faces.py --table runs-faces     # every row measured so far
 
 Only ``--steps`` (and ``--model``, ``--size``, ``--set``) differ from what
-``gantool train cyclegan --data DIR --domain-a male --domain-b female`` does. Each run
+``gantool train cyclegan --data DIR --domain-a male --domain-b female`` does (its defaults
+for data sets of faces included). Each run
 appends one row to ``OUT/results.jsonl``: training minutes, and per direction the share of
 translations read as the target gender, the judge's accuracy on the real inputs, the share
 whose face is still the same person (dlib embedding distance under 0.6), and cycle L1.
@@ -30,6 +31,7 @@ from variants import overrides
 from translator.config import TrainConfig, config_from_dict
 from translator.evaluate import evaluate_run
 from translator.registry import get_registry
+from translator.runs import data_defaults
 from translator.training import train
 
 COLUMNS = [("m->f female", "male->female read as target"),
@@ -51,7 +53,9 @@ def cpu_name() -> str:
 
 def run(args: argparse.Namespace) -> dict:
     spec = get_registry().model(args.model)
-    train_values, model_values = overrides(args.set, spec.config)
+    # gantool's defaults for this model on faces (its face_defaults), then --set.
+    faces = [f"{k}={json.dumps(v)}" for k, v in data_defaults(spec, args.data).items()]
+    train_values, model_values = overrides(faces + args.set, spec.config)
     name = args.name or "-".join([args.model, f"{args.size}px", f"{args.steps}st", *args.set]) \
         .replace("=", "").replace("/", "_")
     out = Path(args.out) / name

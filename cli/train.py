@@ -51,6 +51,9 @@ def _make_model_command(spec) -> click.Command:
         from translator.config import config_from_dict
         from translator.training import train
 
+        ctx = click.get_current_context()
+        values.update(_data_defaults(spec, ctx, values))
+
         train_names = {f.name for f in dataclasses.fields(TrainConfig)}
         shared = {k: v for k, v in values.items() if k in train_names}
         if shared["data"] is None:
@@ -60,7 +63,6 @@ def _make_model_command(spec) -> click.Command:
         model_values = {f.name: values[f.name] for f in dataclasses.fields(spec.config)
                         if f.name in values}
         model_cfg = config_from_dict(spec.config, model_values)
-        ctx = click.get_current_context()
         parent = (ctx.parent.obj if ctx.parent else None) or {}
         resume = values.get("resume") or parent.get("resume")
         if resume is not None:
@@ -82,6 +84,19 @@ def _make_model_command(spec) -> click.Command:
         help=f"{spec.description}\n\nKind: {spec.kind}. Plugin: {spec.plugin}.",
         short_help=spec.description,
     )
+
+
+def _data_defaults(spec, ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """The model's defaults for this data (faces) that no given flag overrides, logged."""
+    from translator.runs import data_defaults, defaults_line
+
+    if values.get("data") is None or values.get("resume") is not None:
+        return {}
+    given = _given(ctx, values)
+    taken = {k: v for k, v in data_defaults(spec, values["data"]).items() if k not in given}
+    if taken:
+        click.echo(defaults_line(spec, values["data"], taken), err=True)
+    return taken
 
 
 class ModelGroup(click.Group):

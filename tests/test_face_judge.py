@@ -111,3 +111,24 @@ def test_align_faces_puts_every_training_face_on_the_template(tmp_path):
         assert found is not None and landmark_error(found, TEMPLATE * img.shape[0]) < 0.06
     raw = open_data(dataclasses.replace(train, align_faces="off"), "translation")["a"].load(0)
     assert raw.shape[:2] == (218, 178)
+
+
+def test_a_data_set_of_faces_brings_the_models_face_defaults_and_given_flags_win(
+        tmp_path, run_cli):
+    import json
+
+    from translator.registry import get_registry
+
+    defaults = get_registry().model("cyclegan").face_defaults
+    assert defaults, "cyclegan declares defaults for faces"
+    root = celeba_root(tmp_path / "celeba")
+    args = ["train", "cyclegan", "--data", root, "--domain-a", "male", "--domain-b", "female",
+            "--size", "32", "--steps", "1", "--ndf", "8"]
+    result = run_cli(*args, "--out", tmp_path / "faces")
+    assert result.exit_code == 0, result.output
+    assert "defaults for faces" in result.output
+    recorded = json.loads((tmp_path / "faces" / "config.json").read_text())
+    for name, value in defaults.items():
+        assert {**recorded["train"], **recorded["model_config"]}[name] == value
+    result = run_cli(*args, "--ngf", "8", "--out", tmp_path / "given")
+    assert json.loads((tmp_path / "given" / "config.json").read_text())["model_config"]["ngf"] == 8

@@ -148,6 +148,25 @@ def open_data(train: TrainConfig, kind: Kind, split: Split = "train") -> dict[st
     return dict(zip(keys, lists, strict=True))
 
 
+def data_defaults(spec: ModelSpec, data: str | None) -> dict[str, Any]:
+    """The model's defaults that depend on the data: its ``face_defaults`` when ``data`` is
+    a data set of faces, else none."""
+    if not data or not spec.face_defaults:
+        return {}
+    dataset, _ = find_dataset(data)
+    return dict(spec.face_defaults) if dataset.faces else {}
+
+
+def defaults_line(spec: ModelSpec, data: str, taken: dict[str, Any]) -> str:
+    """The log line that names the data-dependent defaults a run took."""
+    from .config import flag_name
+
+    dataset, _ = find_dataset(data)
+    values = ", ".join(f"{flag_name(k)} {v}" for k, v in taken.items())
+    return (f"defaults for faces: {values} ({spec.name}'s choice for data sets of faces, "
+            f"measured on CelebA; {dataset.name} holds faces; give a flag to override)")
+
+
 #: The side faces are aligned at before the batch pipeline resizes them (at least).
 ALIGNED_SIDE = 256
 

@@ -35,6 +35,9 @@ class ModelSpec:
     summary: Callable[[Any], str] | None = None
     #: Defaults for shared training flags that suit this model, e.g. ``{"batch_size": 1}``.
     train_defaults: dict[str, Any] = field(default_factory=dict)
+    #: Defaults of training or model options for data sets of faces (``DatasetSpec.faces``),
+    #: e.g. ``{"ngf": 32}``; flags the user gives win, and the log names what was taken.
+    face_defaults: dict[str, Any] = field(default_factory=dict)
     plugin: str = field(default="", compare=False)
 
 

@@ -108,6 +108,10 @@ def _check_spec(spec: ModelSpec) -> None:
     unknown = sorted(set(spec.train_defaults) - shared)
     if unknown:
         raise ContractError(f"{spec.name}: train_defaults names no training flag: {', '.join(unknown)}")
+    own = {f.name for f in dataclasses.fields(spec.config)}
+    unknown = sorted(set(spec.face_defaults) - shared - own)
+    if unknown:
+        raise ContractError(f"{spec.name}: face_defaults names no flag: {', '.join(unknown)}")
     missing = [f.name for f in dataclasses.fields(spec.config)
                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:

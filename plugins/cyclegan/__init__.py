@@ -58,6 +58,10 @@ def _summarizer(variant: str) -> Callable[[Any], str]:
 
 # The reference trains with batch 1 at 256 px.
 _TRAIN_DEFAULTS = {"batch_size": 1, "size": 256, "log_every": 50, "sample_every": 500}
+# Male <-> female on CelebA, one CPU budget (BENCHMARKS.md, "Faces"): a narrower generator
+# takes 2.5x the steps in the same time, and without the identity loss it strays further
+# from a copy of its input.
+_FACE_DEFAULTS = {"ngf": 32, "lambda_identity": 0.0}
 
 
 @translator.hookimpl
@@ -72,6 +76,7 @@ def register_models(register: Callable[[translator.ModelSpec], None]) -> None:
             build=_builder("resnet"),
             augment="crop-flip",
             train_defaults=_TRAIN_DEFAULTS,
+            face_defaults=_FACE_DEFAULTS,
             summary=_summarizer("resnet"),
         )
     )
