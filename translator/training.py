@@ -202,6 +202,7 @@ def setup_run(train_cfg: TrainConfig, model_config: Any, resume: Path | None,
         raise GantoolError("changes apply to a resumed run only")
     spec, train_cfg, model_config, resume_from = _resolve_run(train_cfg, model_config, resume,
                                                               changes or {})
+    check_training_size(spec, model_config, train_cfg.size)
     dist_info = distributed_from_env()
     device, amp_dtype = _start_device(train_cfg, dist_info)
     train_cfg, domains, augment = _open_training_data(train_cfg, spec, dist_info)
@@ -314,6 +315,21 @@ def resumed_config(recorded: TrainConfig, changes: Mapping[str, Any], out: str) 
     train_cfg = dataclasses.replace(recorded, out=out, **changes)
     check_train_config(train_cfg, "--resume")
     return train_cfg
+
+
+def check_training_size(spec: ModelSpec, model_config: Any, size: int) -> None:
+    """Refuse a ``--size`` the model's generators cannot take, before anything is written
+    (it would otherwise fail at the first step, and again on every resume). The model is
+    built once on the side, without touching the random streams the run draws from."""
+    with torch.random.fork_rng(devices=[]):
+        model = spec.build(model_config)
+    for gen in model.generators().values():
+        mult = gen.size_multiple
+        if gen.kind == "translation" and size % mult:
+            below, above = size // mult * mult, (size // mult + 1) * mult
+            sizes = f"--size {below} or {above}" if below >= 8 else f"--size {above}"
+            raise GantoolError(f"--size {size} does not suit {spec.name}: its generators take "
+                               f"sides that are multiples of {mult}; use {sizes}")
 
 
 def resolve_model_config(spec: ModelSpec, model_config: Any, train: TrainConfig) -> Any:

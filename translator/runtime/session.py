@@ -78,11 +78,32 @@ class ModelInfo:
             return self.input_shape[0]
         return None
 
+    @property
+    def processing_size(self) -> int:
+        """The short side the model really runs at: its fixed size, or ``input_size``
+        rounded to ``size_multiple`` (what :func:`processing_shape` does to a square)."""
+        fixed = self.fixed_hw
+        if fixed is not None:
+            return min(fixed)
+        mult = self.size_multiple
+        return max(mult, int(round(self.input_size / mult)) * mult)
+
+    def size_note(self) -> str | None:
+        """Why the processing size differs from the one asked for, or None."""
+        used = self.processing_size
+        if used == self.input_size:
+            return None
+        if self.fixed_hw is not None:
+            h, w = self.fixed_hw
+            return f"{self.input_size}px asked, but {self.path.name} only takes {h}x{w}: running at {used}px"
+        return (f"{self.input_size}px is not a multiple of {self.size_multiple}, which "
+                f"{self.path.name} needs: running at {used}px")
+
     def describe(self) -> str:
         if self.kind == "generation":
             return f"{self.model or 'generator'} (latent {self.latent_dim})"
         arrow = f" {self.domain_from}->{self.domain_to}" if self.domain_from else ""
-        return f"{self.model or 'model'}{arrow} at {self.input_size}px"
+        return f"{self.model or 'model'}{arrow} at {self.processing_size}px"
 
 
 def parse_range(text: str) -> tuple[float, float]:
@@ -156,7 +177,7 @@ def model_info(
     order = g.get("channel_order", "RGB").upper()
     if order not in ("RGB", "BGR"):
         raise GantoolError(f"{path.name}: unsupported channel order '{order}'")
-    return ModelInfo(
+    info = ModelInfo(
         path=path,
         kind=kind,  # type: ignore[arg-type]
         model=g.get("model", ""),
@@ -175,6 +196,10 @@ def model_info(
         from_metadata=bool(g),
         metadata=meta,
     )
+    note = info.size_note() if kind == "translation" and size is not None else None
+    if note:
+        log(f"Note: {note}.")
+    return info
 
 
 def _checked(value: str | None, check: Callable[[Any, str], int], path: Path) -> int | None:

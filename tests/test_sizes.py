@@ -1,0 +1,62 @@
+"""Sizes a model cannot take are refused before anything is written; sizes that are
+changed say what is used and why."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from runtime_helpers import GANTOOL_META, make_invert_model
+
+from translator.runtime.session import ModelSession
+
+
+@pytest.mark.parametrize(("model", "size", "multiple", "hint"), [
+    ("cyclegan", "66", "4", "--size 64 or 68"),
+    ("cyclegan-unet", "100", "32", "--size 96 or 128"),
+])
+def test_a_training_size_off_the_multiple_is_refused_before_any_file(run_cli, tmp_path, model, size,
+                                                                     multiple, hint):
+    out = tmp_path / "run"
+    result = run_cli("train", model, "--data", "demo", "--size", size, "--steps", "1", "--out", out)
+    assert result.exit_code == 1
+    assert f"multiples of {multiple}; use {hint}" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_size_the_model_refuses_at_build_leaves_no_cache(run_cli, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", "dcgan", "--data", "digits", "--size", "30", "--steps", "1",
+                     "--out", out)
+    assert result.exit_code == 1 and "Error:" in result.output
+    assert not out.exists()
+
+
+def test_a_processing_size_rounded_to_the_multiple_is_said(tmp_path):
+    notes: list[str] = []
+    session = ModelSession(make_invert_model(tmp_path / "m.onnx"), "cpu", size=66, log=notes.append)
+    assert session.info.processing_size == 64
+    assert session.info.describe().endswith("at 64px")
+    assert any("66px is not a multiple of 4" in n and "running at 64px" in n for n in notes)
+    quiet: list[str] = []
+    ModelSession(make_invert_model(tmp_path / "q.onnx"), "cpu", size=68, log=quiet.append)
+    assert not any("running at" in n for n in quiet)
+
+
+def test_a_fixed_size_model_says_it_ignores_the_size_asked(tmp_path):
+    notes: list[str] = []
+    path = make_invert_model(tmp_path / "f.onnx", {**GANTOOL_META, "gantool.input_size": "128"},
+                             shape=(1, 3, 128, 128))
+    session = ModelSession(path, "cpu", size=100, log=notes.append)
+    assert session.info.processing_size == 128
+    assert any("only takes 128x128: running at 128px" in n for n in notes)
+
+
+def test_apply_prints_the_size_it_really_uses(run_cli, tmp_path):
+    image = tmp_path / "in.png"
+    cv2.imwrite(str(image), np.full((40, 40, 3), 100, np.uint8))
+    result = run_cli("apply", "--model", make_invert_model(tmp_path / "m.onnx"), image,
+                     "--size", "66", "-o", tmp_path / "out.png")
+    assert result.exit_code == 0, result.output
+    assert "running at 64px" in result.output and "at 66px" not in result.output
