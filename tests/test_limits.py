@@ -128,3 +128,26 @@ def test_pixel_cap_acts_on_video_frames(tmp_path, monkeypatch):
         f"video clip.mp4 is too large (96x64 = {96 * 64:,} pixels a frame; the limit is "
         f"{96 * 64 - 1:,}, set by GANTOOL_MAX_PIXELS)"]
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_an_ico_container_is_refused_from_its_header(tmp_path):
+    from PIL import Image
+
+    from translator.data.images import ImageReadError, read_image
+
+    # An icon's directory says at most 256x256 whatever PNG it embeds, so the pixel cap
+    # cannot act before decoding: such files are refused, whatever their name.
+    path = tmp_path / "icon.png"
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(path, format="ICO")
+    with pytest.raises(ImageReadError, match="ICO files are not read"):
+        read_image(path)
+
+
+def test_a_fixed_input_shape_beyond_the_sane_range_is_refused_on_opening(tmp_path):
+    from runtime_helpers import make_invert_model
+
+    from translator.runtime.session import ModelSession
+
+    path = make_invert_model(tmp_path / "huge.onnx", shape=(1, 3, 60000, 60000))
+    with pytest.raises(GantoolError, match="fixed input shape"):
+        ModelSession(path, "cpu")

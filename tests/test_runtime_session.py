@@ -155,3 +155,19 @@ def test_torch_exported_network_matches_torch(tmp_path):
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(s.run(x), expected, atol=1e-5)
+
+
+def test_an_unknown_operator_is_named_and_onnxruntime_prints_nothing_itself(tmp_path, capfd):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["image"], ["out"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    onnx.save(model, str(tmp_path / "odd.onnx"))
+    with pytest.raises(GantoolError, match="uses an operator this onnxruntime does not have "
+                                           r"\(NoSuchOp"):
+        ModelSession(tmp_path / "odd.onnx", "cpu")
+    assert "[E:" not in capfd.readouterr().err  # onnxruntime's own coloured error lines

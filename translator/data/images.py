@@ -24,6 +24,11 @@ class ImageReadError(ValueError):
     """An image file that cannot be decoded; the message says why."""
 
 
+#: Icon containers: their directory gives at most 256x256 whatever the embedded PNG holds,
+#: so the pixel cap could act only after decoding it.
+UNSIZED_CONTAINERS = frozenset({"ICO", "CUR", "ICNS"})
+
+
 def max_pixels() -> int:
     """The pixel cap: ``GANTOOL_MAX_PIXELS`` when set, else :data:`DEFAULT_MAX_PIXELS`."""
     from translator.errors import GantoolError
@@ -57,6 +62,10 @@ def open_capped(source, cap: int | None = None, formats: tuple[str, ...] | None 
         img = Image.open(source, formats=formats)
     except Image.DecompressionBombError:
         raise ImageReadError(f"too large (more than twice the limit of {cap:,} pixels)") from None
+    if img.format in UNSIZED_CONTAINERS:
+        img.close()
+        raise ImageReadError(f"{img.format} files are not read: their header does not say how "
+                             "large the embedded image is (save it as PNG)")
     if img.width * img.height > cap:
         img.close()
         raise ImageReadError(

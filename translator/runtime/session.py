@@ -196,6 +196,9 @@ def model_info(
         from_metadata=bool(g),
         metadata=meta,
     )
+    if kind == "translation" and info.fixed_hw is not None:
+        for side in info.fixed_hw:  # a fixed [1, 3, 60000, 60000] must fail here, not in resize
+            onnx_meta.check_input_size(side, path.name, "its fixed input shape's side")
     note = info.size_note() if kind == "translation" and size is not None else None
     if note:
         log(f"Note: {note}.")
@@ -293,11 +296,12 @@ def create_session(path: Path, provider: str = "auto", log: Log = stderr_log,
                 "(install onnxruntime-gpu, and only that onnxruntime package)"
             )
     preload_output = _quiet_preload(ort) if chosen[0] != _CPU else ""
-    # Without CUDA libraries onnxruntime logs an error and a warning before falling back;
-    # we explain the fallback ourselves in one line instead.
-    ort.set_default_logger_severity(4 if chosen[0] != _CPU else 3)
+    # onnxruntime logs its errors (coloured "[E:onnxruntime:...]" lines) before raising, and
+    # without CUDA libraries an error and a warning before falling back: each becomes our
+    # own one line (the exception, or the fallback note), so only fatal ones may print.
+    ort.set_default_logger_severity(4)
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4
     if threads is not None:
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
@@ -308,7 +312,7 @@ def create_session(path: Path, provider: str = "auto", log: Log = stderr_log,
     except Exception as exc:
         raise _load_error(path, exc) from None
     finally:
-        ort.set_default_logger_severity(3)
+        ort.set_default_logger_severity(4)
     used = session.get_providers()
     if chosen[0] != _CPU and used[0] != chosen[0]:
         lib = _missing_library(preload_output)
@@ -327,12 +331,13 @@ def create_session(path: Path, provider: str = "auto", log: Log = stderr_log,
 def _load_error(path: Path, exc: Exception) -> GantoolError:
     text = str(exc)
     name = type(exc).__name__
-    if (
-        name in ("InvalidProtobuf", "InvalidGraph")
-        or "Protobuf parsing failed" in text
-        or ("No graph was found" in text)
-    ):
+    if name == "InvalidProtobuf" or "Protobuf parsing failed" in text or "No graph was found" in text:
         return GantoolError(f"{path} is not an ONNX model (onnxruntime could not parse it)")
+    if "No Op registered" in text or "not a registered function/op" in text:
+        op = text.split("No Op registered for ")[-1] if "No Op registered" in text else (
+            text.split("Fatal error: ")[-1])
+        return GantoolError(f"{path.name} uses an operator this onnxruntime does not have "
+                            f"({op.strip()[:200]}); it is an ONNX model, but not one gantool can run")
     short = text.splitlines()[0] if text else name
     # onnxruntime messages start with "[ONNXRuntimeError] : N : CODE :"; keep the tail.
     short = short.split(" : ")[-1].strip()
