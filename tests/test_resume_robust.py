@@ -205,3 +205,29 @@ def test_a_planted_link_at_a_checkpoint_name_is_replaced_not_followed(run_cli, t
     assert (outside / "keep.txt").read_text() == "keep"
     assert not (run / "checkpoints" / "step-0000004").is_symlink()
     assert find_checkpoint(run / "checkpoints").name == "step-0000004"
+
+
+@pytest.mark.parametrize("failure", [
+    RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0: "
+                 "PytorchStreamWriter failed writing file data/0: file write failed"),
+    OSError(28, "No space left on device"),
+])
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_earlier_ones_stay(tmp_path, monkeypatch,
+                                                                           failure):
+    import torch
+
+    from translator import checkpoint
+    from translator.errors import GantoolError
+
+    folder = tmp_path / "checkpoints"
+    weights = {"w": torch.ones(3)}
+    first = checkpoint.save_checkpoint(folder, 10, weights, {"step": 10})
+
+    def full(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    with pytest.raises(GantoolError, match="no space left on the device.*earlier checkpoints are intact"):
+        checkpoint.save_checkpoint(folder, 20, weights, {"step": 20})
+    assert sorted(p.name for p in folder.iterdir()) == ["latest", first.name]
+    assert checkpoint.list_checkpoints(folder) == {10: first}

@@ -60,3 +60,28 @@ def test_apply_prints_the_size_it_really_uses(run_cli, tmp_path):
                      "--size", "66", "-o", tmp_path / "out.png")
     assert result.exit_code == 0, result.output
     assert "running at 64px" in result.output and "at 66px" not in result.output
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--size", "100000"], "between 8 and 4096"),
+    (["--batch-size", "100000000"], "between 1 and 65536"),
+    (["--batch-size", "4096", "--size", "1024"], "pixels a step"),
+])
+def test_a_batch_that_cannot_fit_is_refused_up_front(run_cli, tmp_path, args, words):
+    out = tmp_path / "run"
+    result = run_cli("train", "cyclegan", "--data", "demo", *args, "--steps", "1", "--out", out)
+    assert result.exit_code != 0 and words in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_a_data_folder_with_unreadable_entries_is_one_line(run_cli, tmp_path):
+    import os
+    from pathlib import Path
+
+    if os.geteuid() != 0 and not Path("/proc/1/cwd").exists():
+        pytest.skip("needs /proc")
+    result = run_cli("train", "cyclegan", "--data", "/proc", "--steps", "1", "--out", tmp_path / "r")
+    assert result.exit_code == 1
+    assert "permission denied" in result.output or "no data format" in result.output \
+        or "no readable images" in result.output
+    assert "Traceback" not in result.output

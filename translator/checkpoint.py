@@ -46,14 +46,15 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    for name, tensors in ((WEIGHTS, weights), (AVERAGE, average)):
-        if tensors is not None:
-            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()},
-                      str(tmp / name), metadata={"step": str(step)})
-    torch.save(state, tmp / STATE)
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    try:
+        _write_files(tmp, step, weights, state, average)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _out_of_space(exc):
+            # torch and safetensors say so in their own words (inline_container.cc, ...).
+            raise GantoolError(f"no space left on the device while writing checkpoint {final}; "
+                               "earlier checkpoints are intact: free some space and --resume") from None
+        raise
     if final.is_symlink() or final.is_file():
         final.unlink()  # a link is replaced, never followed into what it points at
     elif final.exists():
@@ -61,6 +62,28 @@ def save_checkpoint(
     os.replace(tmp, final)
     write_text_atomic(checkpoints / LATEST, final.name + "\n")
     return final
+
+
+def _write_files(folder: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
+                 average: dict[str, torch.Tensor] | None) -> None:
+    for name, tensors in ((WEIGHTS, weights), (AVERAGE, average)):
+        if tensors is not None:
+            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()},
+                      str(folder / name), metadata={"step": str(step)})
+    torch.save(state, folder / STATE)
+    for f in folder.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return "no space left" in text or "disk quota exceeded" in text or (
+        "inline_container" in text and ("write" in text or "failed" in text))
 
 
 def list_checkpoints(checkpoints: Path) -> dict[int, Path]:

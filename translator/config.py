@@ -23,7 +23,8 @@ class TrainConfig:
     domain_a: str | None = field(default=None, metadata={
         "help": "first domain (translation) or a filter (generation), e.g. male, 6, attr:Smiling"})
     domain_b: str | None = field(default=None, metadata={"help": "second domain, e.g. female"})
-    size: int = field(default=64, metadata={"help": "training resolution in pixels", "min": 8})
+    size: int = field(default=64, metadata={"help": "training resolution in pixels", "min": 8,
+                                            "max": 4096})
     steps: int | None = field(default=None, metadata={
         "help": "training steps (batches); 1000 unless --epochs is given", "resume": True})
     epochs: float | None = field(default=None, metadata={
@@ -33,7 +34,8 @@ class TrainConfig:
         "help": "align each training face to the template the runtime's face mode uses "
                 "(eyes level, one scale); auto: on for data sets of faces (CelebA)",
         "choices": ["auto", "on", "off"]})
-    batch_size: int = field(default=16, metadata={"help": "images per step per process", "min": 1})
+    batch_size: int = field(default=16, metadata={"help": "images per step per process", "min": 1,
+                                                  "max": 65536})
     max_images: int | None = field(default=None, metadata={
         "help": "train on at most N images per domain (a fixed subset, the same every run)"})
     preprocess: str | None = field(default=None, metadata={

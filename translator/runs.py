@@ -119,7 +119,12 @@ def find_dataset(data: str) -> tuple[DatasetSpec, Path | None]:
     formats = sorted((s for s in registry.datasets.values() if s.detect is not None),
                      key=lambda s: s.priority)
     for spec in formats:
-        if spec.detect is not None and spec.detect(path):
+        try:
+            found = spec.detect is not None and spec.detect(path)
+        except PermissionError as exc:
+            raise GantoolError(f"--data {data}: cannot read {exc.filename or 'a file'} "
+                               "(permission denied)") from None
+        if found:
             return spec, path
     raise GantoolError(f"--data {data}: no data format recognises this folder")
 
@@ -131,7 +136,11 @@ def open_data(train: TrainConfig, kind: Kind, split: Split = "train") -> dict[st
         raise GantoolError("this run names no training data (--data), so it cannot be "
                            "trained further")
     spec, path = find_dataset(train.data)
-    lists = spec.open(path, data_request(train, kind, split))
+    try:
+        lists = spec.open(path, data_request(train, kind, split))
+    except PermissionError as exc:  # e.g. --data /proc: a folder with entries we may not read
+        raise GantoolError(f"--data {train.data}: cannot read {exc.filename or 'a file'} "
+                           "(permission denied)") from None
     keys = domain_keys(kind)
     if len(lists) != len(keys):
         raise GantoolError(f"--data {train.data} gave {len(lists)} domain(s), need {len(keys)}")
@@ -283,6 +292,10 @@ def _type_name(tp: Any) -> str:
     return " or ".join(getattr(a, "__name__", str(a)) for a in (typing.get_args(tp) or (tp,)))
 
 
+#: The most pixels one training batch may hold (256 images at 1024 px).
+MAX_BATCH_PIXELS = 256 * 1024 * 1024
+
+
 def check_train_config(train: TrainConfig, where: str, model_config: Any = None) -> None:
     """Options a run cannot work with (out of their fields' bounds or choices), the
     training ones and the model's, as one clear error."""
@@ -292,6 +305,12 @@ def check_train_config(train: TrainConfig, where: str, model_config: Any = None)
             check_ranges(model_config)
     except GantoolError as exc:
         raise GantoolError(f"{where}: {exc}") from None
+    pixels = train.batch_size * train.size * train.size
+    if pixels > MAX_BATCH_PIXELS:
+        # One batch of inputs alone would take 12 bytes a pixel; the networks many times that.
+        raise GantoolError(f"{where}: --batch-size {train.batch_size} at --size {train.size} is "
+                           f"{pixels:,} pixels a step, more than {MAX_BATCH_PIXELS:,} fit any "
+                           "machine gantool trains on; lower one of them")
 
 
 def load_model(run_dir: Path, step: int | None = None):
