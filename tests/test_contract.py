@@ -42,3 +42,16 @@ def test_the_check_catches_a_model_that_does_not_learn(tmp_path, monkeypatch):
     monkeypatch.setattr(NoiseGAN, "train_step", frozen_generator)
     with pytest.raises(ContractError, match="left generator 'generator' unchanged"):
         check_model("dcgan", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["cyclegan", "cyclegan-mobile"])
+def test_the_resize_upsampling_keeps_the_contract(name, tmp_path):
+    # --upsample resize: a variant of two generators' upsampling layers, with its own export.
+    report = check_model(name, tmp_path, options={"upsample": "resize"})
+    assert report.exported
+
+
+def test_the_unet_refuses_the_resize_upsampling(run_cli, tmp_path):
+    result = run_cli("train", "cyclegan-unet", "--data", "demo", "--upsample", "resize",
+                     "--steps", "1", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "transpose" in result.output

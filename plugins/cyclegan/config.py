@@ -29,6 +29,13 @@ class CycleGANConfig:
     )
     ngf: int = field(default=64, metadata={"help": "Filters in the generator's first layer.",
                                            "min": 1})
+    upsample: str = field(
+        default="transpose",
+        metadata={"help": "How the generator doubles its resolution: transpose (the "
+                  "reference's transposed convolutions) or resize (nearest x2, then a 3x3 "
+                  "convolution: no checkerboard pattern early in training).",
+                  "choices": ["transpose", "resize"]},
+    )
     ndf: int = field(default=64, metadata={"help": "Filters in the discriminator's first layer.",
                                            "min": 1})
     d_layers: int = field(
@@ -87,6 +94,11 @@ class CycleGANConfig:
 class CycleGANUNetConfig(CycleGANConfig):
     """The U-Net variant: ``downs`` replaces ``blocks``."""
 
+    upsample: str = field(
+        default="transpose",
+        metadata={"help": "How the generator doubles its resolution (the U-Net: transposed "
+                  "convolutions only).", "choices": ["transpose"]},
+    )
     downs: int = field(
         default=0,
         metadata={"help": "U-Net downsamplings (>= 5); 0: the deepest that divides --size, at "

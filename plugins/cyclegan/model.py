@@ -48,12 +48,14 @@ Generator = ResnetGenerator | UnetGenerator | MobileResnetGenerator
 def build_generator(config: CycleGANConfig, variant: str) -> Generator:
     """One generator of ``variant`` (``resnet``, ``unet`` or ``mobile``) for ``config``."""
     if variant == "resnet":
-        return ResnetGenerator(3, 3, ngf=config.ngf, n_blocks=resolve_blocks(config))
+        return ResnetGenerator(3, 3, ngf=config.ngf, n_blocks=resolve_blocks(config),
+                               upsample=config.upsample)
     if variant == "unet":
         assert isinstance(config, CycleGANUNetConfig), "the unet variant has its own config class"
         return UnetGenerator(3, 3, num_downs=resolve_downs(config), ngf=config.ngf)
     if variant == "mobile":
-        return MobileResnetGenerator(3, 3, ngf=config.ngf, n_blocks=resolve_blocks(config))
+        return MobileResnetGenerator(3, 3, ngf=config.ngf, n_blocks=resolve_blocks(config),
+                                     upsample=config.upsample)
     raise ValueError(f"unknown CycleGAN variant '{variant}'; known: {', '.join(VARIANTS)}")
 
 

@@ -39,6 +39,33 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+class ResizeConv(nn.Module):
+    """x2 nearest-neighbour upsampling, then a 3x3 convolution: an upsampling without the
+    checkerboard pattern that transposed convolutions leave until long training evens
+    their kernel overlap out (Odena, Dumoulin, Olah 2016, "Deconvolution and
+    Checkerboard Artifacts")."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.pad(self.up(x)))
+
+
+#: The generators' ways to double their resolution: the reference's transposed
+#: convolution, or :class:`ResizeConv`.
+UPSAMPLERS = ("transpose", "resize")
+
+
+def upsampler(in_ch: int, out_ch: int, kind: str) -> nn.Module:
+    if kind == "resize":
+        return ResizeConv(in_ch, out_ch)
+    return nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1)
+
+
 class ResnetGenerator(nn.Module):
     """The CycleGAN generator: c7s1-ngf, two stride-2 downsamplings, residual blocks at 1/4
     resolution, two transposed-conv upsamplings, c7s1-3 and tanh.
@@ -48,7 +75,8 @@ class ResnetGenerator(nn.Module):
 
     size_multiple = 4
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_blocks: int = 9) -> None:
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_blocks: int = 9,
+                 upsample: str = "transpose") -> None:
         super().__init__()
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -67,9 +95,7 @@ class ResnetGenerator(nn.Module):
         for i in range(2):
             mult = 2 ** (2 - i)
             layers += [
-                nn.ConvTranspose2d(
-                    ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1
-                ),
+                upsampler(ngf * mult, ngf * mult // 2, upsample),
                 _norm(ngf * mult // 2),
                 nn.ReLU(True),
             ]
@@ -184,7 +210,8 @@ class MobileResnetGenerator(nn.Module):
 
     size_multiple = 4
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 16, n_blocks: int = 9) -> None:
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 16, n_blocks: int = 9,
+                 upsample: str = "transpose") -> None:
         super().__init__()
         c1, c2, c3 = ngf, ngf * 2, ngf * 8
         layers: list[nn.Module] = [
@@ -202,10 +229,10 @@ class MobileResnetGenerator(nn.Module):
         layers += [SeparableResnetBlock(c3) for _ in range(n_blocks)]
         # Transposed convs cost multiply-adds per *input* pixel: cheaper than upsample + conv.
         layers += [
-            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1),
+            upsampler(c3, c2, upsample),
             _norm(c2),
             nn.ReLU(True),
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),
+            upsampler(c2, c1, upsample),
             _norm(c1),
             nn.ReLU(True),
             nn.ReflectionPad2d(3),
