@@ -66,12 +66,26 @@ def run(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     train(cfg, dataclasses.replace(spec.config(), **model_values), progress=args.progress)
     minutes = (time.perf_counter() - start) / 60
-    figures = evaluate_run(out, progress=args.progress).flat()
+    evaluation = evaluate_run(out, progress=args.progress)
+    figures = evaluation.flat()
     row = {"variant": name, "model": args.model, "size": args.size, "steps": args.steps,
            "set": args.set, "train_minutes": round(minutes, 1), "threads": torch.get_num_threads(),
-           "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "figures": figures}
+           "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "figures": figures,
+           "notes": evaluation.notes}
     with open(Path(args.out) / "results.jsonl", "a") as fh:
         fh.write(json.dumps(row) + "\n")
+    return row
+
+
+def rejudge(out: Path, name: str) -> dict:
+    """Evaluate the run ``name`` in ``out`` again (e.g. with the judge installed later) and
+    put its new figures in its row of ``results.jsonl``."""
+    results = out / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    (row,) = [r for r in rows if r["variant"] == name]
+    evaluation = evaluate_run(out / name, progress=False)
+    row.update(figures=evaluation.flat(), notes=evaluation.notes)
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return row
 
 
@@ -101,11 +115,15 @@ def main() -> None:
     parser.add_argument("--name", help="the variant's name (default: from the options)")
     parser.add_argument("--out", default="runs-faces", help="folder for runs and results.jsonl")
     parser.add_argument("--table", metavar="OUT", help="print OUT/results.jsonl as a table")
+    parser.add_argument("--rejudge", metavar="VARIANT", help="evaluate a finished run of OUT again")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     if args.table:
         lines = Path(args.table, "results.jsonl").read_text().splitlines()
         print(table([json.loads(line) for line in lines if line.strip()]))
+        return
+    if args.rejudge:
+        print(table([rejudge(Path(args.out), args.rejudge)]))
         return
     if not args.data:
         parser.error("--data is required")
