@@ -71,7 +71,7 @@ def run_images(rc: Any, direction: str | None, size: int) -> Int8Images:
     from translator.data.pipeline import resize_square, to_tensor
     from translator.runs import open_data
 
-    domains = open_data(rc.train, rc.spec.kind, "train")
+    domains = open_data(rc.train, rc.spec.kind, "train", purpose="calibrate --int8 with")
     key = "b" if direction == "b2a" else "a"
     images = domains[key]
     calib, held = _spread(len(images), CALIBRATION_IMAGES, seed=int(rc.train.seed or 0))

@@ -268,8 +268,21 @@ def test_resume_without_recorded_data_says_so(tmp_path):
     pth = save(reference_state("resnet_6blocks"), tmp_path / "g.pth")
     run = import_reference(ReferenceFiles(pth), tmp_path / "run", ImportOptions(size=32),
                            log=lambda _: None)
-    with pytest.raises(GantoolError, match="names no training data"):
+    with pytest.raises(GantoolError, match="no images to train it further"):
         train(TrainConfig(steps=2), resume=run, progress=False)
+
+
+def test_evaluate_and_int8_of_a_run_without_data_say_what_they_lack(tmp_path, run_cli):
+    from translator.plugins.cyclegan.importer import ImportOptions, ReferenceFiles, import_reference
+
+    pth = save(reference_state("resnet_6blocks"), tmp_path / "g.pth")
+    run = import_reference(ReferenceFiles(pth), tmp_path / "run", ImportOptions(size=32),
+                           log=lambda _: None)
+    result = run_cli("evaluate", run)
+    assert result.exit_code == 1 and "no images to evaluate it on" in result.output
+    assert "trained further" not in result.output
+    result = run_cli("export", "onnx", run, "--int8", "-o", tmp_path / "int8")
+    assert result.exit_code == 1 and "no images to calibrate --int8 with" in result.output
 
 
 # -- the commands, from .pth to the runtime --------------------------------------------------

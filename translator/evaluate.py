@@ -220,8 +220,8 @@ def evaluation_images(rc: RunConfig, max_images: int | None) -> tuple[dict[str, 
 
     Returns the image lists (keyed ``a``, ``b``) and where they came from, in words.
     """
-    test = open_data(rc.train, rc.spec.kind, "test")
-    train = open_data(rc.train, rc.spec.kind, "train")
+    test = open_data(rc.train, rc.spec.kind, "test", purpose="evaluate it on")
+    train = open_data(rc.train, rc.spec.kind, "train", purpose="evaluate it on")
     if all(_same_items(test[k], train[k]) for k in test):
         # The data has no separate test split: a deterministic share, seen in training.
         test = {k: dataclasses.replace(lst, items=list(lst.items[::HELD_OUT_EVERY]))

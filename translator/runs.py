@@ -129,12 +129,14 @@ def find_dataset(data: str) -> tuple[DatasetSpec, Path | None]:
     raise GantoolError(f"--data {data}: no data format recognises this folder")
 
 
-def open_data(train: TrainConfig, kind: Kind, split: Split = "train") -> dict[str, ImageList]:
-    """Resolve ``--data`` (a built-in name or a folder) to image lists keyed for batches."""
+def open_data(train: TrainConfig, kind: Kind, split: Split = "train",
+              purpose: str = "train it further") -> dict[str, ImageList]:
+    """Resolve ``--data`` (a built-in name or a folder) to image lists keyed for batches.
+    ``purpose`` says, in the error for a run without data, what the images were for."""
     if not train.data:
-        # A run made from imported weights without --data has nothing to train on.
-        raise GantoolError("this run names no training data (--data), so it cannot be "
-                           "trained further")
+        # A run made from imported weights without --data has no images at all.
+        raise GantoolError(f"this run names no data (an import without --data), so there "
+                           f"are no images to {purpose}; import it again with --data DIR")
     spec, path = find_dataset(train.data)
     try:
         lists = spec.open(path, data_request(train, kind, split))
