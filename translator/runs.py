@@ -153,9 +153,8 @@ def open_data(train: TrainConfig, kind: Kind, split: Split = "train",
         from .data.faces import aligned_list, alignment_detector
         from .data.pipeline import CROP_SCALE
 
-        detector, _ = alignment_detector()
         side = max(ALIGNED_SIDE, round(train.size * CROP_SCALE))
-        lists = [aligned_list(lst, side, detector) for lst in lists]
+        lists = [aligned_list(lst, side, alignment_detector()) for lst in lists]
     return dict(zip(keys, lists, strict=True))
 
 
@@ -194,7 +193,7 @@ def alignment_line(train: TrainConfig) -> str | None:
         return None
     from .data.faces import alignment_detector
 
-    name, _ = alignment_detector()
+    name = alignment_detector()
     why = "--align-faces on" if train.align_faces == "on" else f"{spec.name} holds faces"
     hint = "" if name == "dlib" else ' (estimated from boxes; pip install "gantool[faces]" for landmarks)'
     return f"faces aligned to gantool's template with the {name} detector{hint} ({why})"

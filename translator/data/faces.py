@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,13 @@ from . import ImageList
 from .pipeline import resize_square
 
 
-def alignment_detector() -> tuple[str, Any]:
-    """(name, detector) of the best installed detector, as face mode chooses it."""
-    from ..errors import GantoolError
-    from ..runtime.faces import DEFAULT_DETECTORS, create_detector
+@lru_cache(maxsize=1)
+def alignment_detector() -> str:
+    """The name of the detector that aligns training faces: the one face mode takes by
+    default. Found once per process (finding it loads the detector's models)."""
+    from ..runtime.faces import default_detector
 
-    for name in DEFAULT_DETECTORS:
-        try:
-            return name, create_detector(name)
-        except GantoolError:
-            continue
-    return "", create_detector()  # raises, naming what each one lacked
+    return default_detector()[0]
 
 
 class AlignedReader:

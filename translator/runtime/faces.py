@@ -23,17 +23,23 @@ def create_detector(name: str | None = None, **options: Any) -> Any:
     """The face detector a plugin registered under ``name`` (the built-in faces plugin
     registers ``dlib``, ``haar`` and ``yunet``), made with ``options``; without a name, the
     first of :data:`DEFAULT_DETECTORS` that can be made."""
-    from translator.errors import GantoolError, MissingExtra
     from translator.registry import get_registry
 
-    registry = get_registry()
     if name is not None:
-        return registry.face_detector(name).create(**options)
+        return get_registry().face_detector(name).create(**options)
+    return default_detector(**options)[1]
+
+
+def default_detector(**options: Any) -> tuple[str, Any]:
+    """(name, detector) of the first of :data:`DEFAULT_DETECTORS` that can be made."""
+    from translator.errors import GantoolError
+    from translator.registry import get_registry
+
     problems = []
     for candidate in DEFAULT_DETECTORS:
         try:
-            return registry.face_detector(candidate).create(**options)
-        except (MissingExtra, GantoolError) as exc:
+            return candidate, get_registry().face_detector(candidate).create(**options)
+        except GantoolError as exc:  # MissingExtra included
             problems.append(f"{candidate}: {exc}")
     raise GantoolError("no face detector could be made: " + "; ".join(problems))
 

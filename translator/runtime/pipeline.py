@@ -197,7 +197,8 @@ class FramePipeline:
         faces, where = [], []
         self.last_face_counts = [len(b) for b in boxes]
         for n, (frame, frame_boxes) in enumerate(zip(frames, boxes, strict=True)):
-            bgr = np.ascontiguousarray(frame[..., ::-1])
+            # Landmark models take BGR, as detectors do; most frames of a stream have none.
+            bgr = np.ascontiguousarray(frame[..., ::-1]) if frame_boxes else frame
             for box in frame_boxes:
                 if min(box[2], box[3]) < 8:
                     continue

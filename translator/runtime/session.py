@@ -311,8 +311,6 @@ def create_session(path: Path, provider: str = "auto", log: Log = stderr_log,
                                        provider_options=[provider_options(p) for p in chosen])
     except Exception as exc:
         raise _load_error(path, exc) from None
-    finally:
-        ort.set_default_logger_severity(4)
     used = session.get_providers()
     if chosen[0] != _CPU and used[0] != chosen[0]:
         lib = _missing_library(preload_output)
