@@ -427,6 +427,23 @@ def select_generators(generators: dict[str, Any], direction: str | None, model: 
     return {d: generators[d] for d in wanted}
 
 
+def trained_only(gens: dict[str, Any], untrained: dict[str, str], direction: str | None,
+                 log: Log | None) -> dict[str, Any]:
+    """``gens`` without the ones the run never trained: refused when asked for by name,
+    else skipped with a line saying so (an untrained generator writes noise)."""
+    if direction in untrained:
+        raise GantoolError(f"--direction {direction}: this run's {direction} generator was "
+                           f"never trained ({untrained[direction]}); export the others")
+    kept = {n: g for n, g in gens.items() if n not in untrained}
+    if not kept:
+        raise GantoolError("this run's generators were never trained: "
+                           + "; ".join(f"{n}: {why}" for n, why in untrained.items()))
+    for name in gens.keys() - kept.keys():
+        if log is not None:
+            log(f"Skipped {name}: never trained ({untrained[name]})")
+    return kept
+
+
 def prepare(request: ExportRequest, opts: OnnxOptions) -> list[ExportedFile]:
     """Export, check and verify every requested generator, in memory."""
     from translator.runs import load_model
@@ -434,6 +451,7 @@ def prepare(request: ExportRequest, opts: OnnxOptions) -> list[ExportedFile]:
     check_opset(opts.opset)
     model, rc, step = load_model(Path(request.run_dir), request.checkpoint)
     gens = select_generators(model.generators(), request.direction, rc.spec.name)
+    gens = trained_only(gens, rc.untrained(step), request.direction, opts.log)
     translation = next(iter(gens.values())).kind == "translation"
     if not translation and opts.int8:
         raise GantoolError("--int8 applies to translation models (it is calibrated on images)")

@@ -318,6 +318,54 @@ def test_import_then_export_translate_and_apply(cli, tmp_path):
     assert np.abs(by_torch - by_onnx).max() <= 1
 
 
+def test_the_untrained_direction_of_one_imported_generator_is_refused(cli, tmp_path):
+    pth = save(reference_state("resnet_6blocks", 8), tmp_path / "latest_net_G.pth")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "photo.png")
+    run = tmp_path / "run"
+    assert cli("import", "reference", pth, "-o", run, "--size", "32").exit_code == 0
+
+    result = cli("export", "onnx", run, "-o", tmp_path / "out" / "m.onnx")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["m.onnx"]
+    assert "Skipped b2a: never trained (imported from latest_net_G.pth alone" in result.output
+    for command in (["export", "onnx", run, "--direction", "b2a", "-o", tmp_path / "b.onnx"],
+                    ["translate", run, tmp_path / "photo.png", "--direction", "b2a", "-o",
+                     tmp_path / "b.png", "--no-progress"]):
+        result = cli(*command)
+        assert result.exit_code == 1 and "b2a generator was never trained" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "b.onnx").exists() and not (tmp_path / "b.png").exists()
+
+
+def test_both_imported_generators_export_both_directions(tmp_path):
+    from translator.plugins.cyclegan.importer import ImportOptions, ReferenceFiles, import_reference
+
+    from translator.runs import read_run_config
+
+    g_a = save(reference_state("resnet_6blocks", 8), tmp_path / "a.pth")
+    g_b = save(reference_state("resnet_6blocks", 8), tmp_path / "b.pth")
+    run = import_reference(ReferenceFiles(g_a, g_b), tmp_path / "run", ImportOptions(size=32),
+                           log=lambda _: None)
+    assert read_run_config(run).untrained(0) == {}
+
+
+@pytest.mark.parametrize(("name", "size"), [("unet_128", 128), ("unet_256", 256),
+                                            ("resnet_6blocks", 256)])
+def test_the_recorded_size_comes_from_the_architecture(tmp_path, name, size):
+    from translator.plugins.cyclegan.importer import ImportOptions, ReferenceFiles, import_reference
+    from translator.plugins.cyclegan.networks import UnetGenerator
+
+    from translator.runs import read_run_config
+
+    # The fixture has no U-Net-128; ours has the reference's names (tested above).
+    state = (UnetGenerator(num_downs=7, ngf=4).state_dict() if name == "unet_128"
+             else reference_state(name, 4))
+    pth = save(state, tmp_path / "g.pth")
+    run = import_reference(ReferenceFiles(pth), tmp_path / "run", ImportOptions(),
+                           log=lambda _: None)
+    assert read_run_config(run).train.size == size
+
+
 def test_one_step_from_pth_to_onnx(cli, tmp_path):
     from translator.runtime.session import ModelSession
 

@@ -205,7 +205,9 @@ def describe_data(domains: dict[str, ImageList]) -> dict[str, Any]:
 
 
 def write_run_config(run_dir: Path, spec: ModelSpec, train: TrainConfig, model_config: Any,
-                     data: dict[str, Any]) -> None:
+                     data: dict[str, Any], untrained: dict[str, str] | None = None) -> None:
+    """``config.json``; ``untrained`` names the generators (with why) that the step-0
+    checkpoint holds freshly initialised, as an import of one generator leaves them."""
     from .manager import get_plugin_manager
 
     info = get_plugin_manager().info.get(spec.plugin)
@@ -219,6 +221,8 @@ def write_run_config(run_dir: Path, spec: ModelSpec, train: TrainConfig, model_c
         "model_config": to_dict(model_config),
         "data": data,
     }
+    if untrained:
+        payload["untrained"] = {"step": 0, "generators": dict(untrained)}
     write_text_atomic(run_dir / CONFIG, json.dumps(payload, indent=2) + "\n")
 
 
@@ -231,6 +235,14 @@ class RunConfig:
     train: TrainConfig
     model_config: Any
     raw: dict[str, Any]
+
+    def untrained(self, step: int) -> dict[str, str]:
+        """The generators that the checkpoint at ``step`` holds untrained, each with why;
+        training past the step the import wrote trains them all."""
+        mark = self.raw.get("untrained")
+        if not isinstance(mark, dict) or step > int(mark.get("step", 0)):
+            return {}
+        return {str(k): str(v) for k, v in dict(mark.get("generators", {})).items()}
 
     @property
     def domain_names(self) -> dict[str, str]:

@@ -737,13 +737,16 @@ def _gather(dist_info: Distributed, mine: Any) -> list[Any]:
 
 
 def create_run(run_dir: Path, spec: ModelSpec, train_cfg: TrainConfig, model_config: Any,
-               model: GANModel, data: dict[str, Any]) -> Path:
+               model: GANModel, data: dict[str, Any],
+               untrained: dict[str, str] | None = None) -> Path:
     """A run folder whose step-0 checkpoint holds ``model``'s weights as they are.
 
     For weights made elsewhere (an imported file): the folder is an ordinary run, so
     ``translate`` and ``export`` use it, and ``train --resume`` continues from those
     weights with fresh optimizers (when ``train_cfg.data`` names training data).
-    Returns the checkpoint folder.
+    ``untrained`` names the generators that are freshly initialised (with why), so that
+    ``translate`` refuses them and ``export`` skips them by name. Returns the checkpoint
+    folder.
     """
     if (run_dir / "config.json").exists():
         raise GantoolError(f"{run_dir} already holds a run; choose a new folder")
@@ -753,7 +756,7 @@ def create_run(run_dir: Path, spec: ModelSpec, train_cfg: TrainConfig, model_con
     state = capture_state(0, spec.name, model, optimizers, schedulers, {})
     assert state is not None  # one process
     write_run_config(run_dir, spec, dataclasses.replace(train_cfg, model=spec.name),
-                     model_config, data)
+                     model_config, data, untrained)
     return save_checkpoint(run_dir / "checkpoints", 0, model.nets.state_dict(), state)
 
 

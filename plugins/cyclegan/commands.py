@@ -41,14 +41,15 @@ Examples:
               help="Also export to this ONNX file (with two generators: NAME-a2b/-b2a.onnx).")
 @click.option("--domain-a", default=None, help="Name of domain A (the generator's input), e.g. horse.")
 @click.option("--domain-b", default=None, help="Name of domain B (its output), e.g. zebra.")
-@click.option("--size", type=int, default=256, show_default=True,
-              help="Image size the networks were trained at; frames are resized to it.")
+@click.option("--size", type=int, default=None,
+              help="Image size the networks were trained at (default: a U-Net's own size, "
+                   "128 or 256, read from its depth; 256 for ResNets, as the reference trains).")
 @click.option("--data", default=None,
               help="Training data to record, so that `gantool train --resume RUN` fine-tunes.")
 @click.option("--epoch", default="latest", show_default=True,
               help="In a FOLDER: which files, <epoch>_net_G_A.pth...")
 def reference_command(sources: tuple[Path, ...], run_dir: Path | None, onnx_path: Path | None,
-                      domain_a: str | None, domain_b: str | None, size: int, data: str | None,
+                      domain_a: str | None, domain_b: str | None, size: int | None, data: str | None,
                       epoch: str) -> None:
     from .importer import ImportOptions, find_reference_files, import_reference, import_to_onnx
 

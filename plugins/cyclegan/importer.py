@@ -114,6 +114,18 @@ def read_reference(files: ReferenceFiles) -> ImportedNets:
     return ImportedNets(states, generator, next(iter(discs.values()), None))
 
 
+#: The reference trains (and publishes) ResNet generators at its default load size.
+REFERENCE_SIZE = 256
+
+
+def trained_size(gen: GeneratorArch, size: int | None) -> int:
+    """``--size`` when given; else what the architecture says: a U-Net of depth d is the
+    reference's ``unet_<2**d>``, trained at that size; ResNets at the reference's 256."""
+    if size is not None:
+        return size
+    return 2**gen.depth if gen.kind == "unet" else REFERENCE_SIZE
+
+
 def _model_and_config(nets: ImportedNets, size: int) -> tuple[ModelSpec, CycleGANConfig]:
     gen, disc = nets.generator, nets.discriminator
     shared: dict[str, Any] = {"size": size, "ngf": gen.ngf}
@@ -156,9 +168,9 @@ class ImportOptions:
 
     domain_a: str | None = None
     domain_b: str | None = None
-    #: The image size the networks were trained at (the reference's published models: 256);
-    #: the runtime resizes frames to it.
-    size: int = 256
+    #: The image size the networks were trained at; ``None``: read from the architecture
+    #: (:func:`trained_size`). The runtime resizes frames to it.
+    size: int | None = None
     #: Training data to record, so that ``gantool train --resume RUN`` can fine-tune.
     data: str | None = None
 
@@ -176,7 +188,9 @@ def _write_run(files: ReferenceFiles, run_dir: Path | None,
     if (options.domain_a is None) != (options.domain_b is None):
         raise GantoolError("give both --domain-a and --domain-b, or neither")
     nets = read_reference(files)
-    spec, model_config = _model_and_config(nets, options.size)
+    size = trained_size(nets.generator, options.size)
+    options = dataclasses.replace(options, size=size)
+    spec, model_config = _model_and_config(nets, size)
     train_cfg = _train_config(spec, options)
     data_section = _describe_domains(train_cfg, files)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec.name)
@@ -184,8 +198,15 @@ def _write_run(files: ReferenceFiles, run_dir: Path | None,
     model = spec.build(model_config)
     for name, state in nets.states.items():
         load_into(model.nets[name], state, files.given()[name])
-    create_run(run_dir, spec, train_cfg, model_config, model, data_section)
+    create_run(run_dir, spec, train_cfg, model_config, model, data_section, _untrained(files))
     return run_dir, nets
+
+
+def _untrained(files: ReferenceFiles) -> dict[str, str]:
+    """The direction an import of one generator leaves freshly initialised, with why."""
+    if files.G_B is not None:
+        return {}
+    return {"b2a": f"imported from {files.G_A.name} alone, without a B->A generator"}
 
 
 def _log_summary(log: Log, nets: ImportedNets, files: ReferenceFiles,

@@ -64,6 +64,10 @@ class CheckpointModel(_TorchModel):
         if direction not in generators:
             raise GantoolError(f"direction '{direction}' not in this run; "
                                f"choose {', '.join(generators)}")
+        untrained = rc.untrained(self.step)
+        if direction in untrained:
+            raise GantoolError(f"--direction {direction}: this run's {direction} generator was "
+                               f"never trained ({untrained[direction]}); it would write noise")
         gen = generators[direction]
         self._place(gen.module, device)
         names = rc.domain_names
