@@ -140,7 +140,9 @@ def translate_command(run: str, inputs: tuple[str, ...], output: str | None, dir
 @click.option("--detect-every", type=click.IntRange(min=1), default=3, show_default=True,
               metavar="N", help="--faces: run the face detector on every N-th frame; the "
               "tracked boxes stand in between.")
-@click.option("--no-window", is_flag=True, help="Run without a display (with --record).")
+@click.option("--no-window", is_flag=True,
+              help="Run without a display: with --record to keep the stream; without it, "
+                   "nothing is shown or written and only the frame rate is reported.")
 @click.option(
     "--snapshot-dir",
     type=click.Path(file_okay=False),
@@ -177,6 +179,9 @@ def webcam_command(
         snapshot_dir=snapshot_dir,
         log=_log,
     )
+    if no_window and record is None:
+        click.echo("Nothing was shown or written (--no-window without --record): the figures "
+                   "below are all this run gives.")
     dropped = f", {result.dropped} dropped to keep up" if result.dropped else ""
     click.echo(
         f"{result.frames} frames at {result.mean_fps:.1f} FPS on {result.provider}{dropped}, "

@@ -189,7 +189,7 @@ def resume_changes(resume: Path, given: dict[str, Any]) -> dict[str, Any]:
 
 @click.command("sample")
 @click.argument("run", required=False, type=click.Path(path_type=Path))
-@click.option("--model", "onnx_model", type=click.Path(path_type=Path), default=None,
+@click.option("--model", "-m", "onnx_model", type=click.Path(path_type=Path), default=None,
               help="Sample from an exported generation model (.onnx) instead of a run.")
 @click.option("-n", "count", type=int, default=64, show_default=True, help="Number of images.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("samples.png"),

@@ -12,6 +12,7 @@ from translator.plugins.faces import HaarDetector, YuNetDetector
 from translator.errors import GantoolError
 from translator.runtime.faces import (
     BoxSmoother,
+    CutDetector,
     color_match,
     create_detector,
 )
@@ -115,6 +116,19 @@ def test_box_smoother_steadies_jitter_and_holds_missed_frames():
     # A second face far away starts its own track instead of dragging the first.
     two = smoother.update([FACE, (400, 300, 50, 50)])
     assert (400, 300, 50, 50) in two
+
+
+def test_a_cut_is_told_from_a_face_that_moves():
+    import cv2
+
+    face = cv2.resize(astronaut(), (320, 240))
+    cuts = CutDetector()
+    moving = [np.roll(face, (3 * i, 2 * i), axis=(0, 1)) for i in range(8)]
+    brighter = np.clip(moving[-1].astype(np.int16) + 20, 0, 255).astype(np.uint8)  # exposure
+    assert [cuts.is_cut(f) for f in [*moving, brighter]] == [False] * 9
+    assert cuts.is_cut(cv2.resize(data.coffee(), (320, 240)))
+    cuts.reset()
+    assert not cuts.is_cut(face)  # the first frame after a reset starts a shot
 
 
 def test_box_smoother_matches_the_second_of_two_tracks():

@@ -81,8 +81,8 @@ def test_a_run_and_its_exported_model_sample_the_same_grid(run_cli, tmp_path):
     assert run_cli("export", "onnx", run, "-o", tmp_path / "g.onnx").exit_code == 0
     from_run, from_onnx, other_seed = tmp_path / "r.png", tmp_path / "o.png", tmp_path / "s.png"
     assert run_cli("sample", run, "-n", "6", "--seed", "5", "-o", from_run).exit_code == 0
-    assert run_cli("sample", "--model", tmp_path / "g.onnx", "-n", "6", "--seed", "5",
-                   "-o", from_onnx).exit_code == 0
+    assert run_cli("sample", "-m", tmp_path / "g.onnx", "-n", "6", "--seed", "5",
+                   "-o", from_onnx).exit_code == 0  # -m, as apply, webcam and serve take it
     assert run_cli("sample", run, "-n", "6", "--seed", "6", "-o", other_seed).exit_code == 0
     a, b, c = (np.asarray(Image.open(p)).astype(int) for p in (from_run, from_onnx, other_seed))
     assert a.shape == b.shape == (2 * 66 + 2, 3 * 66 + 2, 3)

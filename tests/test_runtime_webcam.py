@@ -76,6 +76,16 @@ def test_source_video_no_window_records_50_frames(tmp_path, model):
     assert result.exit_code == 0, result.output
     assert "50 frames" in result.stdout and "max-frames" in result.stdout
     assert count_frames(out) == (50, 15.0, 96, 64)
+    assert "Nothing was shown or written" not in result.stdout
+
+
+def test_no_window_without_record_says_nothing_is_kept(tmp_path, model):
+    clip = write_video(tmp_path / "clip.mp4", frames=4, size=(32, 24))
+    result = invoke(["webcam", "-m", str(model), "--source", str(clip), "--no-window",
+                     "--provider", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "Nothing was shown or written (--no-window without --record)" in result.stdout
+    assert "4 frames" in result.stdout and sorted(os.listdir(tmp_path)) == ["clip.mp4"]
 
 
 def test_file_source_is_processed_in_full_and_in_order(tmp_path, model):
@@ -228,3 +238,40 @@ def test_overlay_draws_text():
     img = np.zeros((120, 200, 3), np.uint8)
     out = webcam.draw_overlay(img, "12.0 FPS cpu")
     assert out.shape == img.shape and out.any() and not img.any()
+
+
+def _read_rgb(path) -> list[np.ndarray]:
+    import cv2
+
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(frame[..., ::-1])
+
+
+def test_no_translated_face_outlives_a_cut(tmp_path, model):
+    """A face, then a cut to a scene without one: the held boxes end at the cut (they
+    used to paste the translated patch for about five more frames)."""
+    import cv2
+    from runtime_helpers import astronaut
+    from skimage import data
+
+    face = cv2.resize(astronaut(), (256, 256))
+    scene = cv2.resize(data.coffee(), (256, 256))
+    clip = tmp_path / "cut.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (256, 256))
+    for frame in [face] * 6 + [scene] * 6:
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+    out = tmp_path / "out.mp4"
+    webcam.run_webcam(model, options=RuntimeOptions(faces=True, provider="cpu"), source=clip,
+                      record=out, window=False, detect_every=3, log=lambda m: None)
+    given, recorded = _read_rgb(clip), _read_rgb(out)
+    assert len(recorded) == len(given) == 12
+    # The largest change in any 16x16 block: a pasted patch, not the codec's noise.
+    change = [float(np.abs(r.astype(np.int16) - g).reshape(16, 16, 16, 16, 3)
+                    .mean(axis=(1, 3, 4)).max()) for r, g in zip(recorded, given, strict=True)]
+    assert min(change[:6]) > 40, change  # the face was translated (inverted) before the cut
+    assert max(change[6:]) < 15, change  # and nothing after it

@@ -124,14 +124,16 @@ class FramePipeline:
         #: Faces found in each frame of the last :meth:`process` call in face mode.
         self.last_face_counts: list[int] = []
         self._frames_since_detection = 0
-        if faces is not None and faces.smooth and faces.smoother is None:
-            from .faces import BoxSmoother
+        from .faces import BoxSmoother, CutDetector
 
+        self._cuts = CutDetector()
+        if faces is not None and faces.smooth and faces.smoother is None:
             faces.smoother = BoxSmoother()
 
     def reset(self) -> None:
         """Forget the face tracks of the previous video."""
         self._frames_since_detection = 0
+        self._cuts.reset()
         if self.faces is not None and self.faces.smoother is not None:
             self.faces.smoother.reset()
 
@@ -169,13 +171,17 @@ class FramePipeline:
     def face_boxes(self, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Face boxes of one RGB frame (face mode). In a video (``smooth``) the detector runs
         on every ``detect_every``-th frame and the smoother's tracks stand in between, and
-        a missed detection keeps the tracks for a few detections (no popping)."""
+        a missed detection keeps the tracks for a few detections (no popping). A cut ends
+        every track and brings the next detection forward to this frame."""
         from .faces import detect_scaled
 
         opts = self.faces
         assert opts is not None
         if opts.smoother is None:
             return detect_scaled(opts.detector, frame, opts.detect_side)
+        if self._cuts.is_cut(frame):
+            opts.smoother.reset()
+            self._frames_since_detection = 0
         due = self._frames_since_detection % max(1, opts.detect_every) == 0
         self._frames_since_detection += 1
         if due:
