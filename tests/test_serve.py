@@ -579,3 +579,34 @@ def test_loopback_hosts():
     assert "localhost" in loopback_hosts("127.0.0.1")
     assert loopback_hosts("::1") is not None and loopback_hosts("localhost") is not None
     assert loopback_hosts("0.0.0.0") is None and loopback_hosts("192.168.1.5") is None
+
+
+def test_samples_that_suit_the_models_domain_come_first(tmp_path):
+    from translator.serve.service import suited_samples
+
+    assert suited_samples(["male", "female"]) == ["astronaut"]
+    assert suited_samples(["cat", "dog"]) == ["chelsea"]
+    assert suited_samples(["day", "night"]) == []
+
+
+def test_the_catalogue_offers_a_face_model_the_face_sample(tmp_path):
+    from runtime_helpers import GANTOOL_META
+
+    from translator.serve.service import Service
+
+    meta = dict(GANTOOL_META) | {"gantool.domain_from": "male", "gantool.domain_to": "female"}
+    make_invert_model(tmp_path / "m2f.onnx", metadata=meta)
+    svc = Service([tmp_path / "m2f.onnx"], options=RuntimeOptions(provider="cpu"),
+                  log=lambda m: None)
+    assert svc.describe()["entries"][0]["suited_samples"] == ["astronaut"]
+
+
+def test_access_log_prints_requests_though_the_server_logs_warnings_only():
+    import logging
+
+    from translator.serve.server import _config
+
+    _config(lambda *a: None, access_log=True, log_level="warning")
+    assert logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO)
+    _config(lambda *a: None, access_log=False, log_level="warning")
+    assert not logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO)

@@ -179,3 +179,43 @@ def test_bad_upload_shows_the_server_message(page, server_url, tmp_path):
         "() => { const i = document.querySelector('[data-testid=output-image]');"
         " return i.complete && i.naturalWidth === 600; }"
     )
+
+
+VISIBLE_JS = "(el) => !el.hidden && el.getBoundingClientRect().width > 0"
+
+
+def test_the_empty_page_shows_words_not_broken_images(page, server_url):
+    page.goto(server_url + "/")
+    page.select_option("[data-testid=entry]", index=0)
+    page.wait_for_selector("[data-testid=sample-astronaut]")
+    for image in ("input-image", "output-image"):
+        assert not page.locator(f"[data-testid={image}]").evaluate(VISIBLE_JS)
+    assert page.text_content("[data-testid=input-state]") == "Upload an image or pick a sample"
+    assert page.text_content("[data-testid=output-state]") == "The translation appears here"
+    assert not page.locator("[data-testid=download]").is_visible()  # no dangling "Output ·"
+    assert page.locator("figcaption >> nth=1").inner_text().strip() == "Output"
+
+
+def test_a_failed_upload_leaves_no_stale_result_to_download(page, server_url, tmp_path):
+    page.goto(server_url + "/")
+    page.select_option("[data-testid=entry]", index=0)
+    page.click("[data-testid=sample-coffee]")
+    page.wait_for_function("() => !document.querySelector('[data-testid=output-image]').hidden")
+    assert page.locator("[data-testid=download]").is_visible()
+    assert "server" in page.text_content("[data-testid=status]")
+
+    pdf = tmp_path / "report.jpg"  # a PDF renamed .jpg
+    pdf.write_bytes(b"%PDF-1.4\n" + b"0" * 2000)
+    page.set_input_files("[data-testid=file]", str(pdf))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=output-state]').textContent.startsWith('Not translated')")
+    assert "415" in page.text_content("[data-testid=output-state]")
+    assert page.text_content("[data-testid=output-caption]") == "Output (failed)"
+    assert not page.locator("[data-testid=download]").is_visible()
+    assert page.locator("[data-testid=download]").get_attribute("href") is None
+    assert not page.locator("[data-testid=output-image]").evaluate(VISIBLE_JS)
+    assert "server" not in page.text_content("[data-testid=status]")  # no old timings
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=input-state]').textContent.includes('report.jpg')")
+    assert not page.locator("[data-testid=input-image]").evaluate(VISIBLE_JS)
+

@@ -3,6 +3,7 @@ thread for tests and ``benchmarks/serve_load.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -148,12 +149,16 @@ def _slow_client_protocol(timeouts: Timeouts) -> type:
 
 
 def _config(app: Any, access_log: bool, log_level: str, timeouts: Timeouts = Timeouts()) -> Any:
+    import logging
+
     import uvicorn
 
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         log_level=log_level,
         access_log=access_log,
+        # The app has no startup or shutdown handlers: no lifespan task to cancel at Ctrl+C.
+        lifespan="off",
         timeout_graceful_shutdown=3,
         server_header=False,
         # Slow or stuck clients must not hold connections open forever.
@@ -161,6 +166,9 @@ def _config(app: Any, access_log: bool, log_level: str, timeouts: Timeouts = Tim
         http=_slow_client_protocol(timeouts),
         limit_concurrency=MAX_CONNECTIONS,
     )
+    if access_log:  # its level follows log_level (warning) unless raised: one line per request
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    return config
 
 
 def run_server(app: Any, sock: socket.socket, access_log: bool = False) -> None:
@@ -169,6 +177,8 @@ def run_server(app: Any, sock: socket.socket, access_log: bool = False) -> None:
 
     try:
         uvicorn.Server(_config(app, access_log, "warning")).run(sockets=[sock])
+    except asyncio.CancelledError:  # Ctrl+C landing in the loop's shutdown: "Interrupted."
+        raise KeyboardInterrupt from None
     finally:
         sock.close()
 

@@ -39,6 +39,21 @@ MAX_STEPS = 32
 #: Latent values are standard-normal; anything past this is a client bug, not a sample.
 MAX_LATENT_ABS = 100.0
 SAMPLE_NAMES: tuple[str, ...] = ("astronaut", "coffee", "chelsea")
+#: What each sample shows, in the words models name their domains with: the page offers a
+#: model the samples that suit its domains first.
+SAMPLE_SUBJECTS: dict[str, frozenset[str]] = {
+    "astronaut": frozenset({"face", "faces", "portrait", "person", "people", "human", "male",
+                            "female", "man", "men", "woman", "women", "young", "old"}),
+    "coffee": frozenset({"food", "drink", "coffee", "cup", "meal"}),
+    "chelsea": frozenset({"cat", "cats", "animal", "animals", "pet", "dog", "dogs"}),
+}
+
+
+def suited_samples(domains: Sequence[str]) -> list[str]:
+    """The samples whose subject a domain name mentions (``"male"``, ``"cat2dog"``), in
+    :data:`SAMPLE_NAMES` order."""
+    words = {w for d in domains for w in re.split(r"[^a-z]+", d.lower()) if w}
+    return [name for name in SAMPLE_NAMES if SAMPLE_SUBJECTS[name] & words]
 
 
 class ServeError(GantoolError):
@@ -311,6 +326,7 @@ class Service:
                     "kind": "translation",
                     "title": title,
                     "directions": [self._model_json(x) for x in members],
+                    "suited_samples": suited_samples([info.domain_from, info.domain_to]),
                 }
             )
         for m in self.models.values():
