@@ -85,3 +85,38 @@ def test_a_data_folder_with_unreadable_entries_is_one_line(run_cli, tmp_path):
     assert "permission denied" in result.output or "no data format" in result.output \
         or "no readable images" in result.output
     assert "Traceback" not in result.output
+
+
+class ShapeSpy:
+    """An open model that records the shape of every batch it is given (and inverts)."""
+
+    def __init__(self, path) -> None:
+        self.session = ModelSession(path, "cpu", log=lambda _: None)
+        self.info, self.provider = self.session.info, self.session.provider
+        self.shapes: list[tuple[int, int]] = []
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.shapes.append(batch.shape[2:])
+        return self.session.run(batch)
+
+
+@pytest.mark.parametrize(("height", "width", "size", "expected"), [
+    (96, 130, None, (96, 128)),       # its own size, rounded to the multiple of 4
+    (2048, 3072, None, (1024, 1536)),  # the short side capped at 1024
+    (32, 32, None, (64, 64)),         # never below the training size (64)
+    (96, 130, 64, (64, 88)),          # --size: that size
+])
+def test_apply_runs_whole_images_at_their_own_size_by_default(tmp_path, height, width, size,
+                                                               expected):
+    from translator.runtime.apply import apply
+    from translator.runtime.options import RuntimeOptions
+
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((height, width, 3), 90, np.uint8))
+    spy = ShapeSpy(make_invert_model(tmp_path / "m.onnx"))
+    logged: list[str] = []
+    report = apply(spy, [tmp_path / "in.png"], tmp_path / "out.png",
+                   RuntimeOptions(size=size, progress=False), log=logged.append)
+    assert not report.failed and spy.shapes == [expected]
+    assert cv2.imread(str(tmp_path / "out.png")).shape[:2] == (height, width)
+    own = "whole images run at their own size, short side 64 to 1024px"
+    assert (own in logged[0]) == (size is None), logged

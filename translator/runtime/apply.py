@@ -20,8 +20,8 @@ from translator.errors import GantoolError
 from translator.safe_write import atomic_path, file_identity, is_inside, safe_component
 
 from .options import RuntimeOptions
-from .pipeline import FramePipeline
-from .session import Log, OpenModel, stderr_log
+from .pipeline import OWN_SIZE_CAP, FramePipeline
+from .session import Log, ModelInfo, OpenModel, stderr_log
 from .sources import VideoReader, is_video_path
 
 # Formats written as themselves; any other image input is written as PNG.
@@ -226,16 +226,25 @@ def apply(
                           else model)
     report.provider = session.provider
     jobs = plan_jobs(inputs, output, _tag(session), report)
-    log(f"Model: {session.info.describe()}; provider: {session.provider}")
+    own_size = OWN_SIZE_CAP if options.size is None and session.info.fixed_hw is None else None
+    log(f"Model: {_described(session.info, own_size)}; provider: {session.provider}")
     face_opts = options.face_options() if options.faces else None
     pipe = FramePipeline(session, face_opts, side_by_side=options.side_by_side,
-                         batch_size=options.batch_size)
+                         batch_size=options.batch_size, own_size_up_to=own_size)
     images = [j for j in jobs if j.kind == "image"]
     videos = [j for j in jobs if j.kind == "video"]
     _run_images(pipe, images, report, options.progress)
     for job in videos:
         _run_video(pipe, job, report, options.progress, log)
     return report
+
+
+def _described(info: ModelInfo, own_size: int | None) -> str:
+    """The model, and the size its whole images run at."""
+    if own_size is None or info.kind != "translation":
+        return info.describe()
+    return (f"{info.describe()}; whole images run at their own size, short side "
+            f"{info.processing_size} to {own_size}px (--size N: one size for all)")
 
 
 def _run_images(pipe: FramePipeline, jobs: list[Job], report: ApplyReport, progress: bool) -> None:

@@ -33,7 +33,9 @@ class RuntimeOptions:
     provider: Literal["auto", "cuda", "tensorrt", "cpu"] = field(default="auto", metadata={
         "help": "onnxruntime execution provider; auto uses CUDA when it works, else CPU."})
     size: int | None = field(default=None, metadata={
-        "help": "Processing size (short side, pixels); default: the model's training size.",
+        "help": "Processing size (short side, pixels). Default: apply and translate run each "
+                "image at its own size (short side from the training size up to 1024); "
+                "webcam, serve and faces (--faces) at the model's training size.",
         "min": MIN_INPUT_SIZE, "max": MAX_INPUT_SIZE})
     input_range: str | None = field(default=None, metadata={
         "help": "Value range the model expects (e.g. 0,1 or -1,1); only for models without "

@@ -26,17 +26,28 @@ class ModelOutputError(GantoolError, ValueError):
 _MAX_ASPECT = 4
 
 
-def processing_shape(height: int, width: int, info: ModelInfo) -> tuple[int, int]:
+#: ``gantool apply``'s default: each image at its own size, its short side at most this.
+#: Generators are fully convolutional, and a photo run at the 64 px a model was trained at
+#: comes back a blur (BENCHMARKS.md, "Processing size"); past this, time and memory grow
+#: with the pixels for little a user sees.
+OWN_SIZE_CAP = 1024
+
+
+def processing_shape(height: int, width: int, info: ModelInfo,
+                     own_size_up_to: int | None = None) -> tuple[int, int]:
     """The (height, width) a frame is resized to before the model.
 
-    Fixed-size models get their size; otherwise the short side becomes ``input_size`` (the
-    training resolution, where the model works best), the aspect ratio is kept, and both
-    sides are rounded to ``size_multiple``.
+    Fixed-size models get their size. Otherwise the short side becomes ``input_size`` (the
+    training resolution, or ``--size``), or with ``own_size_up_to`` the frame's own short
+    side, no smaller than ``input_size`` and no larger than ``own_size_up_to``; the aspect
+    ratio is kept and both sides are rounded to ``size_multiple``.
     """
     fixed = info.fixed_hw
     if fixed is not None:
         return fixed
     size, mult = info.input_size, info.size_multiple
+    if own_size_up_to is not None:
+        size = max(size, min(min(height, width), own_size_up_to))
     scale = min(size / min(height, width), _MAX_ASPECT * size / max(height, width))
     return (
         max(mult, int(round(height * scale / mult)) * mult),
@@ -111,6 +122,7 @@ class FramePipeline:
         faces: FaceOptions | None = None,
         side_by_side: bool = False,
         batch_size: int = 4,
+        own_size_up_to: int | None = None,
     ) -> None:
         if model.info.kind != "translation":
             raise GantoolError(
@@ -121,6 +133,8 @@ class FramePipeline:
         self.faces = faces
         self.side_by_side = side_by_side
         self.batch_size = max(1, min(batch_size, model.info.max_batch or batch_size))
+        #: Whole frames run at their own size up to this (None: at ``info.input_size``).
+        self.own_size_up_to = own_size_up_to
         #: Faces found in each frame of the last :meth:`process` call in face mode.
         self.last_face_counts: list[int] = []
         self._frames_since_detection = 0
@@ -145,7 +159,8 @@ class FramePipeline:
         out: list[np.ndarray | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(images):
-            groups.setdefault(processing_shape(img.shape[0], img.shape[1], self.info), []).append(i)
+            shape = processing_shape(img.shape[0], img.shape[1], self.info, self.own_size_up_to)
+            groups.setdefault(shape, []).append(i)
         for (ph, pw), idx in groups.items():
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
