@@ -192,7 +192,7 @@ def test_stream_sets_onnxruntime_threads_deliberately(model, monkeypatch):
 
     monkeypatch.setattr(session_module, "ModelSession", spy)
     monkeypatch.setattr(webcam, "open_camera", lambda index: FakeCamera(3))
-    monkeypatch.setattr(webcam.os, "cpu_count", lambda: 6)
+    monkeypatch.setattr(webcam, "usable_cores", lambda: 6)
     webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False, log=lambda m: None)
     webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False, threads=2,
                       log=lambda m: None)

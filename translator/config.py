@@ -76,7 +76,12 @@ class TrainConfig:
     cache: bool = field(default=True, metadata={
         "help": "keep decoded, resized images in RUN/cache so later epochs skip decoding"})
     workers: int = field(default=-1, metadata={
-        "help": "data loader processes (-1: automatic)", "min": -1, "resume": True})
+        "help": "data loader processes (-1: automatic: none for in-memory data, and on the "
+                "CPU threads plus workers stay within the free cores)", "min": -1, "resume": True})
+    threads: int = field(default=-1, metadata={
+        "help": "torch CPU threads (-1: automatic: OMP_NUM_THREADS when set, else one per "
+                "core that other work leaves free; torch's own choice on CUDA)",
+        "min": -1, "resume": True})
     log_every: int = field(default=10, metadata={
         "help": "steps between loss log rows", "min": 1, "resume": True})
     sample_every: int = field(default=200, metadata={

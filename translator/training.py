@@ -41,6 +41,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig, flag_name, resumable
+from .cpu import Machine, plan_cpu
 from .data import ImageList
 from .data.pipeline import StepBatches, create_caches, fixed_examples, limit_images, to_uint8
 from .device import (
@@ -204,8 +205,11 @@ def setup_run(train_cfg: TrainConfig, model_config: Any, resume: Path | None,
                                                               changes or {})
     check_training_size(spec, model_config, train_cfg.size)
     dist_info = distributed_from_env()
+    # Read before this process does any work of its own, so that only other work counts.
+    machine = Machine.read(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     device, amp_dtype = _start_device(train_cfg, dist_info)
     train_cfg, domains, augment = _open_training_data(train_cfg, spec, dist_info)
+    workers = _share_cpu(machine, train_cfg, domains, device, dist_info, held)
     total = total_steps_for(train_cfg, domains, dist_info.world_size)
     run_dir = _run_dir(train_cfg, spec, dist_info)
     if dist_info.is_main:
@@ -256,7 +260,8 @@ def setup_run(train_cfg: TrainConfig, model_config: Any, resume: Path | None,
         _prepare_run_dir(run_dir, spec, train_cfg, model_config, domains, fresh=resume is None)
     if train_cfg.cache and not dist_info.is_main:
         caches = create_caches(domains, run_dir / "cache", train_cfg.size, augment)
-    loader = _batch_loader(domains, train_cfg, augment, total, start, dist_info, device, caches)
+    loader = _batch_loader(domains, train_cfg, augment, (start, total), workers, dist_info,
+                           device, caches)
     return Run(train_cfg, spec, dist_info, device, run_dir, model, optimizers, schedulers,
                scalers, ctx, fixed, loader, start, total, resume is not None, partial, average)
 
@@ -483,12 +488,29 @@ def _prepare_run_dir(run_dir: Path, spec: ModelSpec, train_cfg: TrainConfig, mod
                          model_config, describe_data(domains))
 
 
+def _share_cpu(machine: Machine, train_cfg: TrainConfig, domains: dict[str, ImageList],
+               device: torch.device, dist_info: Distributed, held: contextlib.ExitStack) -> int:
+    """Set torch's CPU threads for the run (put back when ``held`` closes) and say how
+    the cores are shared; returns the loader processes."""
+    file_data = any(
+        len(d) > 0 and isinstance(d.items[0], os.PathLike) for d in domains.values()
+    )
+    plan = plan_cpu(machine, on_cuda=device.type == "cuda", file_data=file_data,
+                    threads=train_cfg.threads, workers=train_cfg.workers)
+    if plan.threads is not None and plan.threads != torch.get_num_threads():
+        held.callback(torch.set_num_threads, torch.get_num_threads())
+        torch.set_num_threads(plan.threads)
+    if dist_info.is_main:
+        print(plan.line, file=sys.stderr)
+    return plan.workers
+
+
 def _batch_loader(domains: dict[str, ImageList], train_cfg: TrainConfig, augment: Any,
-                  total: int, start: int, dist_info: Distributed, device: torch.device,
-                  caches: dict[str, Any]) -> torch.utils.data.DataLoader:
-    """Batches of steps ``start`` to ``total``: step ``i``'s batch is the same whether or
-    not the run was interrupted before it."""
-    workers = _workers(train_cfg.workers, domains)
+                  steps: tuple[int, int], workers: int, dist_info: Distributed,
+                  device: torch.device, caches: dict[str, Any]) -> torch.utils.data.DataLoader:
+    """Batches of steps ``start`` to ``total`` (``steps``): step ``i``'s batch is the
+    same whether or not the run was interrupted before it."""
+    start, total = steps
     batches = StepBatches(domains, train_cfg.batch_size, train_cfg.size, augment,
                           train_cfg.seed, total, dist_info.rank, dist_info.world_size, caches)
     return torch.utils.data.DataLoader(
@@ -499,16 +521,6 @@ def _batch_loader(domains: dict[str, ImageList], train_cfg: TrainConfig, augment
         # which would shift the model's noise on resume.
         generator=torch.Generator().manual_seed(train_cfg.seed),
     )
-
-
-def _workers(requested: int, domains: dict[str, ImageList]) -> int:
-    if requested >= 0:
-        return requested
-    in_memory = all(
-        len(d) == 0 or not isinstance(d.items[0], os.PathLike) for d in domains.values()
-    )
-    # Decoding files is worth extra processes; arrays already in memory are not.
-    return 0 if in_memory else min(4, max(1, (os.cpu_count() or 2) - 1))
 
 
 # -- Phase 2: training state, captured and restored from the same keys ------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from translator.cpu import usable_cores
 from translator.errors import GantoolError
 from translator.safe_write import atomic_path
 
@@ -90,7 +91,7 @@ def inference_threads(faces: bool, cores: int | None = None) -> int:
     Below 4 cores that would cost a third to half of the inference speed for a detector
     that runs on every 3rd frame only, so inference takes every core (its threads do not
     spin, so the detector still gets time when it needs it)."""
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     return cores - 1 if faces and cores >= 4 else cores
 
 
