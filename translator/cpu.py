@@ -80,11 +80,12 @@ class Machine:
     def read(cls, local_processes: int = 1, env: Mapping[str, str] = os.environ) -> Machine:
         """This machine now; ``local_processes`` ranks of one torchrun job share it."""
         share = max(1, local_processes)
-        cores = max(1, usable_cores() // share)
+        usable = usable_cores()
+        cores = max(1, usable // share)
         # The count covers everything the kernel sees; inside a container that can be
         # the whole host, so take this process's part of it.
-        visible = max(os.cpu_count() or 1, cores)
-        others = runnable_elsewhere() * min(1.0, usable_cores() / visible) / share
+        visible = max(os.cpu_count() or 1, usable)
+        others = runnable_elsewhere() * usable / visible / share
         busy = min(cores - 1, round(others))
         return cls(cores, busy, _positive_int(env.get("OMP_NUM_THREADS")))
 
