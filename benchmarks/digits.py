@@ -22,12 +22,12 @@ from translator.plugins.datasets.digit_reading import score_digits
 from translator.plugins.datasets.digits import digit_images
 from variants import overrides
 
-from translator.checkpoint import STATE, WEIGHTS, find_checkpoint, load_average
 from translator.config import TrainConfig
 from translator.data.pipeline import to_uint8
 from translator.evaluate import evaluate_run
 from translator.registry import get_registry
 from translator.training import train
+from translator.training.checkpoint import STATE, WEIGHTS, find_checkpoint, load_average
 
 
 def score_run(run: Path, n: int = 500, step: int | None = None) -> dict:

@@ -29,8 +29,8 @@ from variants import overrides
 from translator.config import TrainConfig, config_from_dict
 from translator.evaluate import evaluate_run
 from translator.registry import get_registry
-from translator.runs import read_run_config
 from translator.training import train
+from translator.training.runs import read_run_config
 
 
 def evaluate(run: Path) -> dict[str, float]:

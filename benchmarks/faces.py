@@ -29,9 +29,9 @@ import torch
 from variants import overrides
 
 from translator.config import TrainConfig, config_from_dict
+from translator.data.datasets import data_defaults
 from translator.evaluate import evaluate_run
 from translator.registry import get_registry
-from translator.runs import data_defaults
 from translator.training import train
 
 COLUMNS = [("m->f female", "male->female read as target"),

@@ -52,6 +52,7 @@ def child(kind: str, n: int, out: str) -> None:
     from translator.cli import main
 
     import translator.training as training
+    import translator.training.outputs as outputs
 
     counts: dict[str, int] = {}
 
@@ -83,7 +84,7 @@ def child(kind: str, n: int, out: str) -> None:
             _die()
         return real_save(obj, f, *a, **k)
 
-    real_append = training.LossLog.append
+    real_append = outputs.LossLog.append
 
     def append(self, step, losses):
         if hit("loss-row"):
@@ -101,7 +102,7 @@ def child(kind: str, n: int, out: str) -> None:
         return real_train(*args, **{**kwargs, "on_step": on_step})
 
     os.replace, shutil.rmtree, torch.save = replace, rmtree, save
-    training.LossLog.append = append
+    outputs.LossLog.append = append
     training.train = train
     import translator.cli.train as cli_train  # noqa: F401 - imports train lazily from training
     main([*TRAIN, "--out", out])
@@ -115,7 +116,7 @@ def gantool(*args: str) -> subprocess.CompletedProcess:
 def final(run: Path) -> tuple[dict, str]:
     from safetensors.torch import load_file
 
-    from translator.checkpoint import find_checkpoint
+    from translator.training.checkpoint import find_checkpoint
 
     folder = find_checkpoint(run / "checkpoints")
     return load_file(str(folder / "weights.safetensors")), (run / "logs" / "losses.csv").read_text()

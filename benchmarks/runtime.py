@@ -70,7 +70,7 @@ def machine() -> str:
 def a2b_generator(name: str, size: int, run: Path | None) -> Any:
     """``run``'s trained a2b generator, or a randomly initialised one of ``name``."""
     from translator.registry import get_registry
-    from translator.runs import load_model
+    from translator.training.runs import load_model
 
     if run is None:
         spec = get_registry().model(name)
@@ -280,7 +280,7 @@ def int8_variant(path: Path, size: int, run: Path | None = None) -> tuple[Path, 
     from translator.exporters.onnx_int8 import Int8Images, run_images, to_int8
 
     from translator import onnx_metadata as meta
-    from translator.runs import read_run_config
+    from translator.training.runs import read_run_config
 
     if run is None:
         images = Int8Images(*photos(size), "scikit-image photos")

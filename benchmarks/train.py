@@ -86,7 +86,7 @@ class ReferenceStep:
         from translator.plugins.cyclegan.model import build_discriminator, build_generator
         from translator.plugins.cyclegan.pool import ImagePool
 
-        from translator.gan import init_normal
+        from translator.training.gan import init_normal
 
         _, cfg = model_config(model, size)
         self.cfg = cfg
@@ -161,9 +161,9 @@ class GantoolStep:
     """The model's ``train_step`` with the loop's device settings (see ``translator.training``)."""
 
     def __init__(self, model: str, size: int, device: torch.device, variant: str) -> None:
-        from translator.device import choose_precision
-        from translator.gan import StepContext
-        from translator.training import _maybe_compile
+        from translator.training.compile import maybe_compile
+        from translator.training.device import choose_precision
+        from translator.training.gan import StepContext
 
         channels_last, mode = PATHS[variant]
         spec, cfg = model_config(model, size)
@@ -181,7 +181,7 @@ class GantoolStep:
         self.precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp]
         self.cudagraphs = mode == "reduce-overhead"
         if mode is not None:
-            self.model = _maybe_compile(self.model, mode)
+            self.model = maybe_compile(self.model, mode)
         self.model.train()
 
     def __call__(self, real_A: torch.Tensor, real_B: torch.Tensor) -> None:
@@ -196,7 +196,7 @@ class GantoolStep:
 def loop_step(model: Any, batch: dict[str, torch.Tensor], ctx: Any) -> None:
     """``train_step`` under the loop's backend flags (on CUDA autotuning and TF32), put
     back afterwards so that the baseline's steps run without them."""
-    from translator.device import restores_backend_flags, set_training_flags
+    from translator.training.device import restores_backend_flags, set_training_flags
 
     @restores_backend_flags
     def step() -> None:

@@ -107,9 +107,9 @@ def translate_command(run: str, inputs: tuple[str, ...], output: str | None, dir
                       checkpoint: int | None, device: str, options: RuntimeOptions) -> None:
     """Translate images, folders and videos with a run's checkpoint (PyTorch), to look at
     results before exporting. Same pipeline and outputs as `gantool apply`."""
-    from translator.device import choose_device
     from translator.runtime.apply import apply
     from translator.runtime.torch_model import CheckpointModel
+    from translator.training.device import choose_device
 
     for p in inputs:
         if not Path(p).exists():

@@ -30,7 +30,7 @@ def _train_options(spec) -> list[click.Option]:
 
 
 def _report(result) -> None:
-    from translator.device import distributed_from_env
+    from translator.training.device import distributed_from_env
 
     if not distributed_from_env().is_main:
         return  # under torchrun, rank 0 alone reports (and alone wrote the folder)
@@ -88,7 +88,7 @@ def _make_model_command(spec) -> click.Command:
 
 def _data_defaults(spec, ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     """The model's defaults for this data (faces) that no given flag overrides, logged."""
-    from translator.runs import data_defaults, defaults_line
+    from translator.data.datasets import data_defaults, defaults_line
 
     if values.get("data") is None or values.get("resume") is not None:
         return {}
@@ -171,7 +171,7 @@ def resume_changes(resume: Path, given: dict[str, Any]) -> dict[str, Any]:
     dropped in silence)."""
     from translator.config import flag_name
     from translator.errors import GantoolError
-    from translator.runs import read_run_config
+    from translator.training.runs import read_run_config
 
     rc = read_run_config(resume)
     changes = {}

@@ -446,7 +446,7 @@ def trained_only(gens: dict[str, Any], untrained: dict[str, str], direction: str
 
 def prepare(request: ExportRequest, opts: OnnxOptions) -> list[ExportedFile]:
     """Export, check and verify every requested generator, in memory."""
-    from translator.runs import load_model
+    from translator.training.runs import load_model
 
     check_opset(opts.opset)
     model, rc, step = load_model(Path(request.run_dir), request.checkpoint)

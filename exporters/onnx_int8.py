@@ -68,8 +68,8 @@ def run_images(rc: Any, direction: str | None, size: int) -> Int8Images:
     ``direction`` a2b reads domain a, b2a domain b (generation models cannot be calibrated
     from images and are refused earlier).
     """
+    from translator.data.datasets import open_data
     from translator.data.pipeline import resize_square, to_tensor
-    from translator.runs import open_data
 
     domains = open_data(rc.train, rc.spec.kind, "train", purpose="calibrate --int8 with")
     key = "b" if direction == "b2a" else "a"

@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from translator.augmentation import choose_augmentation
 from translator.config import TrainConfig
 from translator.data import ImageList
+from translator.data.datasets import open_data
 from translator.data.pipeline import Augmentation, StepBatches, limit_images, prepare
-from translator.diffaugment import DiffAugment, resolve_policy
 from translator.errors import GantoolError
-from translator.gan import StepContext
 from translator.registry import get_registry
-from translator.runs import load_model, open_data, read_run_config
 from translator.training import train
+from translator.training.augmentation import choose_augmentation
+from translator.training.diffaugment import DiffAugment, resolve_policy
+from translator.training.gan import StepContext
+from translator.training.runs import load_model, read_run_config
 
 TINY = {"ngf": 4, "ndf": 4, "blocks": 1}
 
@@ -110,7 +111,7 @@ def test_the_loop_uses_records_and_restores_the_augmentation(tmp_path, monkeypat
             seen.append((augment, {k: len(d) for k, d in domains.items()}))
             super().__init__(domains, batch_size, size, augment, *args, **kwargs)
 
-    monkeypatch.setattr("translator.training.StepBatches", Spy)
+    monkeypatch.setattr("translator.training.setup.StepBatches", Spy)
     run = _train_digits(tmp_path, "run", max_images=12).run_dir
     assert seen[-1] == (Augmentation("resize-and-crop", flip=False), {"a": 12, "b": 12})
     assert "augmentation: preprocess resize-and-crop, no flip" in capsys.readouterr().err

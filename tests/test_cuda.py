@@ -17,11 +17,11 @@ import torch
 from export_helpers import model_names
 from PIL import Image
 
-from translator.checkpoint import find_checkpoint, load_weights
 from translator.config import TrainConfig
 from translator.registry import get_registry
 from translator.testing import small_config
 from translator.training import train
+from translator.training.checkpoint import find_checkpoint, load_weights
 
 pytestmark = [
     pytest.mark.cuda,

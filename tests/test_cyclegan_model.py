@@ -29,7 +29,7 @@ from translator.plugins.cyclegan.networks import (
 from translator.plugins.cyclegan.pool import ImagePool
 
 from translator import GantoolError
-from translator.gan import StepContext, gradient_penalty, r1_penalty
+from translator.training.gan import StepContext, gradient_penalty, r1_penalty
 
 CONFIGS = {"resnet": CycleGANConfig, "unet": CycleGANUNetConfig, "mobile": CycleGANMobileConfig}
 VARIANTS = list(CONFIGS)

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from translator.config import TrainConfig
+from translator.data.datasets import open_data
 from translator.data.images import ImageReadError, read_image, scan_images
 from translator.data.pipeline import StepBatches, prepare
 from translator.errors import GantoolError
-from translator.runs import open_data
 
 
 def _save(path: Path, img: Image.Image, **kw) -> Path:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from translator.gan import StepContext
 from translator.registry import get_registry
+from translator.training.gan import StepContext
 
 
 @pytest.mark.parametrize("name", ["dcgan", "wgan", "wgan-gp"])

@@ -208,7 +208,7 @@ def _step_with_uneven_gradients(rank: int, init: str, out: str) -> None:
     """Rank 0 has gradients for ``a`` and ``b``, rank 1 for ``a`` only, nobody for ``c``."""
     from datetime import timedelta
 
-    from translator.gan import StepContext
+    from translator.training.gan import StepContext
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2,
                             timeout=timedelta(seconds=30))

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from translator import device
 from translator.errors import GantoolError
+from translator.training import device
 
 
 @pytest.mark.parametrize("capability, emulated, expected", [
@@ -62,7 +62,7 @@ def test_training_flags_are_restored_after_train_and_after_an_error():
 
 
 def test_the_gradient_penalty_runs_without_tf32():
-    from translator.gan import gradient_penalty
+    from translator.training.gan import gradient_penalty
 
     seen = []
 
@@ -116,7 +116,7 @@ def _adam_after_one_step(fused: bool | None, channels_last: bool) -> tuple[nn.Co
 
 
 def test_optimizer_state_from_another_device_follows_this_runs_optimizer():
-    from translator.training import _load_optimizer
+    from translator.training.state import _load_optimizer
 
     # Saved by an optimizer of another kind and layout (a GPU's channels-last, unfused) ...
     _, other = _adam_after_one_step(fused=None, channels_last=True)
@@ -135,7 +135,7 @@ def test_optimizer_state_from_another_device_follows_this_runs_optimizer():
 
 @pytest.mark.parametrize("amp_dtype, tf32_in_backward", [(torch.bfloat16, False), (None, True)])
 def test_mixed_precision_backward_runs_float32_work_without_tf32(amp_dtype, tf32_in_backward):
-    from translator.gan import StepContext
+    from translator.training.gan import StepContext
 
     seen = []
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from translator.checkpoint import AVERAGE, find_checkpoint, load_average, load_weights
 from translator.config import TrainConfig
-from translator.ema import WeightAverage, decay_at, generator_tensor_names
 from translator.errors import GantoolError
 from translator.registry import get_registry
-from translator.runs import load_model
 from translator.training import train
+from translator.training.checkpoint import AVERAGE, find_checkpoint, load_average, load_weights
+from translator.training.ema import WeightAverage, decay_at, generator_tensor_names
+from translator.training.runs import load_model
 
 TINY = {"ngf": 4, "ndf": 4, "blocks": 1}
 

@@ -15,11 +15,12 @@ from torch import nn
 
 import translator
 from translator.config import TrainConfig
+from translator.data.datasets import open_data
 from translator.data.pipeline import resize_square, to_tensor
 from translator.evaluate import evaluate_run
 from translator.gan import ExportableGenerator, GANModel
 from translator.registry import get_registry
-from translator.runs import open_data
+from translator.training.gan import ExportableGenerator, GANModel
 from translator.training import train
 
 TINY = {"ngf": 8, "ndf": 8, "d_layers": 2}

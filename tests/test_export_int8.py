@@ -30,7 +30,8 @@ def files_in(folder: Path) -> list[Path]:
 def test_int8_export_passes_its_quality_check_and_records_calibration(export_runs, tmp_path):
     from translator.exporters.onnx_int8 import psnr, run_model
 
-    from translator.runs import open_data, read_run_config
+    from translator.data.datasets import open_data
+    from translator.training.runs import read_run_config
 
     run = export_runs(MODEL)
     fp32_path, int8_path = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"

@@ -60,7 +60,7 @@ def files_in(folder: Path) -> list[str]:
 # -- every registered model ----------------------------------------------------------------
 @pytest.mark.parametrize("name", model_names())
 def test_export_every_model_matches_pytorch_and_describes_itself(name, export_runs, tmp_path):
-    from translator.runs import load_model
+    from translator.training.runs import load_model
 
     run = export_runs(name)
     model, rc, step = load_model(run)
@@ -129,7 +129,7 @@ def _first(kind: str) -> str:
 def test_fp16_both_directions_static_size_keep_metadata_and_float_io(export_runs, tmp_path):
     from translator.exporters.onnx_export import export_run
 
-    from translator.runs import load_model
+    from translator.training.runs import load_model
 
     name = "cyclegan" if "cyclegan" in model_names() else _first("translation")
     run = export_runs(name)
@@ -223,7 +223,7 @@ def test_bad_input_is_one_line_and_leaves_no_file(case, args, words, export_runs
 def test_static_size_must_fit_the_size_multiple(export_runs, tmp_path):
     from translator.exporters.onnx_export import export_run
 
-    from translator.runs import load_model
+    from translator.training.runs import load_model
 
     name = _first("translation")
     run = export_runs(name)

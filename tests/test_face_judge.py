@@ -96,8 +96,8 @@ def test_align_faces_puts_every_training_face_on_the_template(tmp_path):
     import dataclasses
 
     from translator.config import TrainConfig
+    from translator.data.datasets import open_data
     from translator.face_align import TEMPLATE, find_face, landmark_error
-    from translator.runs import open_data
     from translator.runtime.faces import create_detector
 
     root = celeba_root(tmp_path / "celeba")

@@ -23,11 +23,11 @@ import torch
 from PIL import Image
 from runtime_helpers import GANTOOL_META, fake_size_png, invoke, make_invert_model
 
-from translator.checkpoint import STATE, find_checkpoint, load_state
 from translator.data.images import ImageReadError, read_image
 from translator.errors import GantoolError
-from translator.runs import read_run_config
 from translator.runtime.session import ModelSession
+from translator.training.checkpoint import STATE, find_checkpoint, load_state
+from translator.training.runs import read_run_config
 
 SEED = 20261124
 JUNK = [None, True, -1, 0, -100, 10**12, 1e308, float("-inf"), "x", "", "abc", [], [1, 2], {},

@@ -136,7 +136,7 @@ def make_domain_folders(root: Path, count: int = 3, size: int = 40) -> Path:
 
 
 def generator_of(run: Path, net: str = "G_A") -> torch.nn.Module:
-    from translator.runs import load_model
+    from translator.training.runs import load_model
 
     model, _, _ = load_model(run)
     return model.nets[net]
@@ -225,9 +225,9 @@ def test_reference_folder_with_discriminators_resumes_training(tmp_path):
         import_reference,
     )
 
-    from translator.checkpoint import find_checkpoint, load_weights
     from translator.config import TrainConfig
     from translator.training import train
+    from translator.training.checkpoint import find_checkpoint, load_weights
 
     folder = tmp_path / "checkpoints" / "horse2zebra"
     folder.mkdir(parents=True)
@@ -340,7 +340,7 @@ def test_the_untrained_direction_of_one_imported_generator_is_refused(cli, tmp_p
 def test_both_imported_generators_export_both_directions(tmp_path):
     from translator.plugins.cyclegan.importer import ImportOptions, ReferenceFiles, import_reference
 
-    from translator.runs import read_run_config
+    from translator.training.runs import read_run_config
 
     g_a = save(reference_state("resnet_6blocks", 8), tmp_path / "a.pth")
     g_b = save(reference_state("resnet_6blocks", 8), tmp_path / "b.pth")
@@ -355,7 +355,7 @@ def test_the_recorded_size_comes_from_the_architecture(tmp_path, name, size):
     from translator.plugins.cyclegan.importer import ImportOptions, ReferenceFiles, import_reference
     from translator.plugins.cyclegan.networks import UnetGenerator
 
-    from translator.runs import read_run_config
+    from translator.training.runs import read_run_config
 
     # The fixture has no U-Net-128; ours has the reference's names (tested above).
     state = (UnetGenerator(num_downs=7, ngf=4).state_dict() if name == "unet_128"

@@ -13,10 +13,11 @@ from translator.plugins.datasets.digit_reading import target_shares
 from translator.plugins.datasets.digits import digit_images
 
 from translator.config import TrainConfig
+from translator.data.datasets import open_data
 from translator.data.pipeline import to_tensor, to_uint8
 from translator.registry import get_registry
-from translator.runs import load_model, open_data
 from translator.training import train
+from translator.training.runs import load_model
 
 
 def _gray(generator, latent_dim: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from translator.imaging import plot_losses
-from translator.training import LossLog
+from translator.training.outputs import LossLog
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

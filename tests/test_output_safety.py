@@ -212,7 +212,7 @@ def test_export_file_names_are_one_component_each(tmp_path):
 
 
 def test_a_default_run_folder_stays_under_its_root(tmp_path):
-    from translator.runs import default_run_dir
+    from translator.training.runs import default_run_dir
 
     path = default_run_dir("../../../evil", tmp_path / "runs")
     assert path.parent == tmp_path / "runs" and path.name.startswith("evil-")
@@ -227,7 +227,7 @@ def _victim(tmp_path: Path) -> Path:
 
 
 def test_losses_csv_replaces_a_link_planted_before_the_run(tmp_path):
-    from translator.training import LossLog
+    from translator.training.outputs import LossLog
 
     victim = _victim(tmp_path)
     path = tmp_path / "logs" / "losses.csv"
@@ -240,7 +240,7 @@ def test_losses_csv_replaces_a_link_planted_before_the_run(tmp_path):
 
 
 def test_losses_csv_on_resume_neither_reads_nor_writes_a_planted_link(tmp_path):
-    from translator.training import LossLog
+    from translator.training.outputs import LossLog
 
     victim = tmp_path / "victim.csv"
     victim.write_text("step,secret\n1,42\n")
@@ -253,7 +253,7 @@ def test_losses_csv_on_resume_neither_reads_nor_writes_a_planted_link(tmp_path):
 
 
 def test_losses_csv_replaces_a_link_planted_during_the_run(tmp_path):
-    from translator.training import LossLog
+    from translator.training.outputs import LossLog
 
     victim = _victim(tmp_path)
     path = tmp_path / "losses.csv"
@@ -268,7 +268,7 @@ def test_losses_csv_replaces_a_link_planted_during_the_run(tmp_path):
 
 
 def test_losses_csv_does_not_append_through_a_hard_link(tmp_path):
-    from translator.training import LossLog
+    from translator.training.outputs import LossLog
 
     path = tmp_path / "losses.csv"
     log = LossLog(path, None)
@@ -282,7 +282,7 @@ def test_losses_csv_does_not_append_through_a_hard_link(tmp_path):
 
 def _cache_domains(tmp_path: Path):
     from translator.config import TrainConfig
-    from translator.runs import open_data
+    from translator.data.datasets import open_data
 
     for i in range(3):
         _image(tmp_path / "imgs" / f"{i}.png", 50 * i)

@@ -291,7 +291,7 @@ def test_the_manager_does_not_import_the_registry():
 def test_a_translation_generator_must_state_its_size_multiple():
     from torch import nn
 
-    from translator.gan import ExportableGenerator
+    from translator.training.gan import ExportableGenerator
 
     with pytest.raises(GantoolError, match="needs size_multiple"):
         ExportableGenerator(nn.Identity(), "translation")
@@ -301,7 +301,7 @@ def test_a_translation_generator_must_state_its_size_multiple():
 def test_a_wrong_size_multiple_is_found_and_the_right_one_named():
     from translator.plugins.cyclegan.networks import ResnetGenerator
 
-    from translator.gan import ExportableGenerator
+    from translator.training.gan import ExportableGenerator
 
     net = ResnetGenerator(3, 3, ngf=4, n_blocks=1)  # two stride-2 steps: needs multiples of 4
     ExportableGenerator(net, "translation", size_multiple=4).check_size_multiple(32)

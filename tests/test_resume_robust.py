@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from translator.checkpoint import find_checkpoint, list_checkpoints, prune_checkpoints
 from translator.config import TrainConfig
 from translator.training import train
+from translator.training.checkpoint import find_checkpoint, list_checkpoints, prune_checkpoints
 
 SMALL = ["--size", "32", "--batch-size", "4", "--ngf", "8", "--ndf", "8", "--log-every", "2",
          "--workers", "0", "--sample-every", "1000"]
@@ -66,7 +66,7 @@ def test_pruning_renames_aside_first_and_leftovers_are_cleaned(run_cli, tmp_path
     run = tmp_path / "run"
     _train(run_cli, run, "--steps", "4", "--checkpoint-every", "1", "--keep-last", "4")
     ckpts = run / "checkpoints"
-    import translator.checkpoint as checkpoint
+    import translator.training.checkpoint as checkpoint
 
     # A kill in the middle of deleting: nothing is deleted, but the folder is already gone
     # from the list of checkpoints, never half of one left under its step name.
@@ -216,8 +216,8 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_earlier_ones_stay(tmp_p
                                                                            failure):
     import torch
 
-    from translator import checkpoint
     from translator.errors import GantoolError
+    from translator.training import checkpoint
 
     folder = tmp_path / "checkpoints"
     weights = {"w": torch.ones(3)}

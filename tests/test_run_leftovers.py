@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from translator.checkpoint import STATE, load_state
 from translator.errors import GantoolError
+from translator.training.checkpoint import STATE, load_state
 
 SMALL = ["--size", "32", "--batch-size", "4", "--ngf", "8", "--ndf", "8", "--log-every", "1",
          "--workers", "0", "--sample-every", "1000"]

@@ -41,7 +41,7 @@ def _raw_events(run) -> list:
 def test_a_new_event_file_sorts_after_one_begun_in_the_same_second(tmp_path):
     import time
 
-    from translator.tensorboard_log import TensorBoardLog
+    from translator.training.tensorboard_log import TensorBoardLog
 
     # The name an earlier writer could have, begun this second or the next on a host whose
     # name sorts last: TensorBoard would read a file opened now before it.

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from translator.checkpoint import find_checkpoint, list_checkpoints
+from translator.training.checkpoint import find_checkpoint, list_checkpoints
 
 SMALL = ["--size", "32", "--batch-size", "8", "--ngf", "8", "--ndf", "8", "--log-every", "5"]
 
@@ -256,7 +256,7 @@ def quick_compile(monkeypatch):
 ])
 def test_cuda_graphs_are_asked_for_on_cuda_only(graphs, kind, mode):
     from translator.config import TrainConfig
-    from translator.training import compile_mode
+    from translator.training.compile import compile_mode
 
     config = TrainConfig(compile=True, cuda_graphs=graphs)
     assert compile_mode(config, torch.device(kind)) == mode
@@ -318,8 +318,8 @@ def test_a_network_that_fails_to_compile_at_its_first_call_runs_eager(run_cli, m
 def test_weights_that_do_not_fit_are_one_short_line(tmp_path):
     from torch import nn
 
-    from translator.checkpoint import load_into
     from translator.errors import GantoolError
+    from translator.training.checkpoint import load_into
 
     net = nn.ModuleDict({"G": nn.Sequential(*[nn.Linear(4, 4) for _ in range(50)])})
     renamed = {f"G._orig_mod.x{k}": v for k, v in net.state_dict().items()}

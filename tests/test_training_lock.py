@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from translator.runs import LOCK
+from translator.training.runs import LOCK
 
 SMALL = ["--data", "demo", "--size", "32", "--batch-size", "2", "--ngf", "8", "--ndf", "8",
          "--workers", "0", "--log-every", "1", "--sample-every", "1000"]

@@ -7,7 +7,7 @@ import csv
 
 import pytest
 
-from translator.checkpoint import list_checkpoints
+from translator.training.checkpoint import list_checkpoints
 
 SMALL = ["--size", "32", "--batch-size", "1", "--ngf", "4", "--ndf", "8", "--workers", "0",
          "--sample-every", "1000"]

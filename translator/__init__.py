@@ -13,7 +13,7 @@ Plugin authors need only this module's names::
     def register_models(register):
         register(translator.ModelSpec(...))
 
-Importing ``translator`` does not import torch; ``translator.gan`` and the training
+Importing ``translator`` does not import torch; ``translator.training.gan`` and the training
 modules do.
 """
 

@@ -23,15 +23,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import step_dir_name, write_text_atomic
 from .data import ImageList, ImageReadError
+from .data.datasets import open_data
 from .data.pipeline import resize_square, to_tensor, to_uint8
-from .device import choose_device
 from .errors import GantoolError, MissingExtra
-from .gan import ExportableGenerator
 from .imaging import save_grid
 from .registry import get_registry
-from .runs import RunConfig, load_model, open_data
+from .training.checkpoint import step_dir_name, write_text_atomic
+from .training.device import choose_device
+from .training.gan import ExportableGenerator
+from .training.runs import RunConfig, load_model
 
 #: Without a test split, every this-many-th training image is evaluated.
 HELD_OUT_EVERY = 10

@@ -26,7 +26,7 @@ def register_models(register):
     :param register: call ``register(ModelSpec(...))`` once per model. A
         :class:`translator.ModelSpec` names the model, its kind (``"generation"`` or
         ``"translation"``), its config dataclass (whose fields become ``gantool train MODEL``
-        flags) and a ``build(config)`` that returns a :class:`translator.gan.GANModel`.
+        flags) and a ``build(config)`` that returns a :class:`translator.training.gan.GANModel`.
     """
 
 

@@ -18,7 +18,7 @@ class ModelSpec:
     ``config`` is a dataclass type with a default for every field; its fields become the
     model's ``gantool train MODEL`` flags (``field(metadata={"help": ...})`` documents them,
     ``metadata={"choices": [...]}`` restricts a string). ``build(config)`` returns a
-    :class:`translator.gan.GANModel`; import torch inside it, not at module level.
+    :class:`translator.training.gan.GANModel`; import torch inside it, not at module level.
     """
 
     name: str
@@ -109,7 +109,7 @@ class FaceDetectorSpec:
 class FigureSpec:
     """A figure that ``gantool evaluate`` reports for the runs it applies to.
 
-    ``create(run, column)`` gets the run's :class:`translator.runs.RunConfig` and one
+    ``create(run, column)`` gets the run's :class:`translator.training.runs.RunConfig` and one
     :class:`translator.evaluate.Column` (a translation direction, or a generation run's
     samples) and returns ``None`` when the figure does not apply, else an object with
     ``update(batch)`` (called with each :class:`translator.evaluate.EvalBatch` of that

@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import find_checkpoint, load_into, load_weights
 from .config import TrainConfig
 from .registry import get_registry
 from .specs import ExportRequest, ModelSpec
+from .training.checkpoint import find_checkpoint, load_into, load_weights
 
 #: Config fields shrunk for the check when a model's config has them (widths, depths,
 #: noise length); every other field keeps its default, so a plugin needs nothing special.

@@ -17,13 +17,14 @@ from typing import Any
 
 import torch
 
-from translator.checkpoint import load_into
 from translator.config import TrainConfig
+from translator.data.datasets import describe_data, open_data
 from translator.errors import GantoolError
 from translator.registry import get_registry
-from translator.runs import default_run_dir, describe_data, open_data
 from translator.specs import ExportRequest, ModelSpec
-from translator.training import create_run
+from translator.training.checkpoint import load_into
+from translator.training.outputs import create_run
+from translator.training.runs import default_run_dir
 
 from .config import CycleGANConfig, CycleGANUNetConfig
 from .reference import (

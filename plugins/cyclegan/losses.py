@@ -1,6 +1,6 @@
 """Adversarial losses (least squares, vanilla, WGAN-GP, hinge).
 
-The gradient penalty, shared by every GAN, lives in :mod:`translator.gan`.
+The gradient penalty, shared by every GAN, lives in :mod:`translator.training.gan`.
 """
 
 from __future__ import annotations

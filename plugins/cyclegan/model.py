@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from translator.config import check_ranges
-from translator.gan import (
+from translator.training.gan import (
     ExportableGenerator,
     GANModel,
     StepContext,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translator.gan import (
+from translator.training.gan import (
     ExportableGenerator,
     GANModel,
     StepContext,

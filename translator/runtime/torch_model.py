@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import GantoolError
-from ..runs import load_model
+from ..training.runs import load_model
 from .session import ModelInfo
 
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translator.gan import ExportableGenerator, GANModel, StepContext, init_normal, set_requires_grad
+from translator.training.gan import ExportableGenerator, GANModel, StepContext, init_normal, set_requires_grad
 
 
 def _generator(latent_dim: int, width: int, size: int) -> nn.Sequential:

@@ -1,5 +1,5 @@
 """The networks and the training step of ``mini-cyclegan``. Only gantool's public API is used:
-:class:`translator.gan.GANModel` and its helpers."""
+:class:`translator.training.gan.GANModel` and its helpers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translator.gan import ExportableGenerator, GANModel, StepContext, adam, init_normal, set_requires_grad
+from translator.training.gan import (
+    ExportableGenerator,
+    GANModel,
+    StepContext,
+    adam,
+    init_normal,
+    set_requires_grad,
+)
 
 
 def generator(width: int) -> nn.Sequential:

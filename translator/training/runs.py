@@ -1,4 +1,5 @@
-"""Run folders: creating them, describing them in ``config.json``, loading them back."""
+"""Run folders: their names and lock, ``config.json`` both ways, and a run's model loaded
+back for inference."""
 
 from __future__ import annotations
 
@@ -13,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
+from ..config import TrainConfig, check_ranges, config_from_dict, to_dict
+from ..errors import GantoolError
+from ..registry import get_registry
+from ..safe_write import process_alive, safe_component, write_text_atomic
+from ..specs import ModelSpec
 from .checkpoint import find_checkpoint, load_inference_weights, load_into, read_json
-from .config import TrainConfig, check_ranges, config_from_dict, to_dict
-from .data import ImageList
-from .errors import GantoolError
-from .registry import get_registry
-from .safe_write import process_alive, safe_component, write_text_atomic
-from .specs import DataRequest, DatasetSpec, Kind, ModelSpec, Split
 
 CONFIG = "config.json"
 #: Names the process that trains the run folder now (its pid), while it does.
@@ -87,128 +87,11 @@ def _lock_owner(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def domain_keys(kind: str) -> list[str]:
-    """Batch keys of a model kind: ``images`` or ``a`` and ``b``."""
-    return ["a", "b"] if kind == "translation" else ["images"]
-
-
-def data_request(train: TrainConfig, kind: Kind, split: Split = "train") -> DataRequest:
-    domains: tuple[str, ...] = ()
-    if kind == "translation":
-        if (train.domain_a is None) != (train.domain_b is None):
-            raise GantoolError("give both --domain-a and --domain-b, or neither")
-        if train.domain_a and train.domain_b is not None:
-            domains = (train.domain_a, train.domain_b)
-    elif train.domain_a:
-        domains = (train.domain_a,)
-    return DataRequest(kind=kind, domains=domains, split=split)
-
-
-def find_dataset(data: str) -> tuple[DatasetSpec, Path | None]:
-    """The data set ``--data`` names: a built-in set (no path) or the format of a folder."""
-    registry = get_registry()
-    named = {n: s for n, s in registry.datasets.items() if s.detect is None}
-    if data in named:
-        return named[data], None
-    path = Path(data).expanduser()
-    if not path.exists():
-        known = ", ".join(sorted(named)) or "none registered; see gantool plugins"
-        raise GantoolError(f"--data {data}: no such folder or built-in set ({known})")
-    if not path.is_dir():
-        raise GantoolError(f"--data {data} is a file; give a folder of images")
-    formats = sorted((s for s in registry.datasets.values() if s.detect is not None),
-                     key=lambda s: s.priority)
-    for spec in formats:
-        try:
-            found = spec.detect is not None and spec.detect(path)
-        except PermissionError as exc:
-            raise GantoolError(f"--data {data}: cannot read {exc.filename or 'a file'} "
-                               "(permission denied)") from None
-        if found:
-            return spec, path
-    raise GantoolError(f"--data {data}: no data format recognises this folder")
-
-
-def open_data(train: TrainConfig, kind: Kind, split: Split = "train",
-              purpose: str = "train it further") -> dict[str, ImageList]:
-    """Resolve ``--data`` (a built-in name or a folder) to image lists keyed for batches.
-    ``purpose`` says, in the error for a run without data, what the images were for."""
-    if not train.data:
-        # A run made from imported weights without --data has no images at all.
-        raise GantoolError(f"this run names no data (an import without --data), so there "
-                           f"are no images to {purpose}; import it again with --data DIR")
-    spec, path = find_dataset(train.data)
-    try:
-        lists = spec.open(path, data_request(train, kind, split))
-    except PermissionError as exc:  # e.g. --data /proc: a folder with entries we may not read
-        raise GantoolError(f"--data {train.data}: cannot read {exc.filename or 'a file'} "
-                           "(permission denied)") from None
-    keys = domain_keys(kind)
-    if len(lists) != len(keys):
-        raise GantoolError(f"--data {train.data} gave {len(lists)} domain(s), need {len(keys)}")
-    for lst in lists:
-        if len(lst) == 0:
-            raise GantoolError(f"domain '{lst.name}' has no images")
-    if aligns_faces(train, spec):
-        from .data.faces import aligned_list, alignment_detector
-        from .data.pipeline import CROP_SCALE
-
-        side = max(ALIGNED_SIDE, round(train.size * CROP_SCALE))
-        lists = [aligned_list(lst, side, alignment_detector()) for lst in lists]
-    return dict(zip(keys, lists, strict=True))
-
-
-def data_defaults(spec: ModelSpec, data: str | None) -> dict[str, Any]:
-    """The model's defaults that depend on the data: its ``face_defaults`` when ``data`` is
-    a data set of faces, else none."""
-    if not data or not spec.face_defaults:
-        return {}
-    dataset, _ = find_dataset(data)
-    return dict(spec.face_defaults) if dataset.faces else {}
-
-
-def defaults_line(spec: ModelSpec, data: str, taken: dict[str, Any]) -> str:
-    """The log line that names the data-dependent defaults a run took."""
-    from .config import flag_name
-
-    dataset, _ = find_dataset(data)
-    values = ", ".join(f"{flag_name(k)} {v}" for k, v in taken.items())
-    return (f"defaults for faces: {values} ({spec.name}'s choice for data sets of faces, "
-            f"measured on CelebA; {dataset.name} holds faces; give a flag to override)")
-
-
-#: The side faces are aligned at before the batch pipeline resizes them (at least).
-ALIGNED_SIDE = 256
-
-
-def aligns_faces(train: TrainConfig, spec: DatasetSpec) -> bool:
-    """Whether ``--align-faces`` (auto: when the data set holds faces) is on."""
-    return train.align_faces == "on" or (train.align_faces == "auto" and spec.faces)
-
-
-def alignment_line(train: TrainConfig) -> str | None:
-    """The log line that says whether, and with which detector, faces are aligned."""
-    spec, _ = find_dataset(train.data) if train.data else (None, None)
-    if spec is None or not aligns_faces(train, spec):
-        return None
-    from .data.faces import alignment_detector
-
-    name = alignment_detector()
-    why = "--align-faces on" if train.align_faces == "on" else f"{spec.name} holds faces"
-    hint = "" if name == "dlib" else ' (estimated from boxes; pip install "gantool[faces]" for landmarks)'
-    return f"faces aligned to gantool's template with the {name} detector{hint} ({why})"
-
-
-def describe_data(domains: dict[str, ImageList]) -> dict[str, Any]:
-    return {key: {"name": lst.name, "images": len(lst), "source": lst.description}
-            for key, lst in domains.items()}
-
-
 def write_run_config(run_dir: Path, spec: ModelSpec, train: TrainConfig, model_config: Any,
                      data: dict[str, Any], untrained: dict[str, str] | None = None) -> None:
     """``config.json``; ``untrained`` names the generators (with why) that the step-0
     checkpoint holds freshly initialised, as an import of one generator leaves them."""
-    from .manager import get_plugin_manager
+    from ..manager import get_plugin_manager
 
     info = get_plugin_manager().info.get(spec.plugin)
     payload = {

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import GantoolError
+from ..errors import GantoolError
 
 OPERATIONS = ("color", "translation", "cutout")
 ALL = ",".join(OPERATIONS)

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..errors import GantoolError
 from .device import true_fp32
-from .errors import GantoolError
 
 
 @dataclass

@@ -18,8 +18,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import GantoolError
-from .safe_write import TMP_MARK, write_text_atomic
+from ..errors import GantoolError
+from ..safe_write import TMP_MARK, write_text_atomic
 
 WEIGHTS = "weights.safetensors"
 #: The generators' averaged weights (``--ema``), keyed like ``WEIGHTS``; absent without.

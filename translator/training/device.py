@@ -13,7 +13,7 @@ from typing import ParamSpec, TypeVar
 
 import torch
 
-from .errors import GantoolError
+from ..errors import GantoolError
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import TrainConfig
-from .data import ImageList
-from .data.pipeline import Augmentation
+from ..config import TrainConfig
+from ..data import ImageList
+from ..data.datasets import find_dataset
+from ..data.pipeline import Augmentation
+from ..specs import ModelSpec
 from .diffaugment import resolve_policy
-from .runs import find_dataset
-from .specs import ModelSpec
 
 
 def choose_augmentation(
