@@ -80,12 +80,11 @@ def _make_onnx_command() -> click.Command:
                        "images  [default: 30].")
     @_CHECKPOINT
     @click.option("--no-verify", is_flag=True, help="Skip the onnxruntime-vs-PyTorch check.")
-    def onnx_command(run: Path, output: Path | None, direction: str | None, opset: int,
-                     fp16: bool, static_size: int | None, int8: bool, min_psnr: float | None,
-                     checkpoint: int | None, no_verify: bool) -> None:
-        options = {"opset": opset, "fp16": fp16, "static_size": static_size,
-                   "verify": not no_verify, "int8": int8, "min_psnr": min_psnr,
-                   "log": click.echo}
+    def onnx_command(run: Path, output: Path | None, direction: str | None,
+                     checkpoint: int | None, no_verify: bool, **format_flags: Any) -> None:
+        # The format's own flags (opset, fp16, static_size, int8, min_psnr) are named as
+        # ExportRequest.options names them, so they pass through as they are.
+        options = {**format_flags, "verify": not no_verify, "log": click.echo}
         _run_exporter("onnx", run, output, direction, checkpoint, options)
 
     return onnx_command
@@ -158,102 +157,6 @@ def export_command() -> None:
     """
 
 
-def _dims(value_info: Any) -> str:
-    tensor = value_info.type.tensor_type
-    if not tensor.HasField("shape"):
-        return "?"
-    dims = [d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?")
-            for d in tensor.shape.dim]
-    return "[" + ", ".join(dims) + "]"
-
-
-def _dtype(value_info: Any) -> str:
-    import onnx
-
-    elem = value_info.type.tensor_type.elem_type
-    try:
-        return str(onnx.helper.tensor_dtype_to_np_dtype(elem))
-    except (KeyError, TypeError, ValueError):  # e.g. bfloat16 has no numpy type
-        return onnx.TensorProto.DataType.Name(elem).lower() if elem else "?"
-
-
-def describe_onnx(path: Path) -> list[str]:
-    """Lines describing an ONNX file: size, producer, opsets, inputs, outputs, metadata.
-
-    Raises :class:`GantoolError` for a missing file or one that is not ONNX.
-    """
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    from translator import onnx_metadata as meta
-    from translator.errors import GantoolError
-
-    if not path.is_file():
-        raise GantoolError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
-    try:
-        # Weights in external files are not needed to describe the graph.
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, RuntimeError, ValueError, OSError) as exc:
-        raise GantoolError(f"{path} is not an ONNX model: {str(exc).splitlines()[0] if str(exc) else exc}") \
-            from None
-    if not model.HasField("graph") or not model.graph.output:
-        raise GantoolError(f"{path} is not an ONNX model (no graph)")
-    external = sum(1 for t in model.graph.initializer
-                   if t.data_location == onnx.TensorProto.EXTERNAL)
-    size = f"{path.stat().st_size / 1e6:.2f} MB"
-    size += f", weights in {external} external tensor(s)" if external else ", self-contained"
-    producer = " ".join(p for p in (model.producer_name, model.producer_version) if p) or "unknown"
-    opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
-    lines = [f"File:     {path} ({size})",
-             f"Producer: {producer}; IR version {model.ir_version}",
-             f"Opset:    {opsets}"]
-    initializers = {t.name for t in model.graph.initializer}
-    inputs = [v for v in model.graph.input if v.name not in initializers]
-    width = max(len(v.name) for v in [*inputs, *model.graph.output])
-    for title, values in (("Inputs:", inputs), ("Outputs:", model.graph.output)):
-        lines.append(title)
-        lines += [f"  {v.name:<{width}}  {_dtype(v):<8} {_dims(v)}" for v in values]
-    props = meta.read_props(model)
-    ours = meta.gantool_entries(props)
-    if ours:
-        lines.append("gantool metadata:")
-        width = max(len(k) for k in ours)
-        lines += [f"  {k:<{width}} = {v}" for k, v in ours.items()]
-    else:
-        lines.append("gantool metadata: none (not exported by gantool; the runtime needs "
-                     "--size and --input-range for it)")
-    others = {k: v for k, v in props.items() if k not in ours}
-    if others:
-        lines.append("Other metadata:")
-        lines += [f"  {k} = {v[:120]}" for k, v in sorted(others.items())]
-    return lines
-
-
-def provider_lines(check_path: Path | None = None) -> list[str]:
-    """The onnxruntime providers offered here, with the caveat that offered is not usable;
-    with ``check_path``, open that model on CUDA to find out."""
-    import onnxruntime as ort
-
-    offered = ort.get_available_providers()
-    lines = [f"onnxruntime {ort.__version__} ({ort.get_device()}) offers: {', '.join(offered)}"]
-    gpu = [p for p in offered if p != "CPUExecutionProvider"]
-    if gpu and check_path is None:
-        lines.append("  Note: offered only means compiled in: onnxruntime-gpu lists CUDA and says 'GPU'")
-        lines.append("  even without a GPU or CUDA/cuDNN libraries. --check-providers opens the model")
-        lines.append("  on CUDA to find out.")
-    if check_path is not None and "CUDAExecutionProvider" in offered:
-        from translator.errors import GantoolError
-        from translator.runtime.session import create_session
-
-        try:
-            session = create_session(check_path, "cuda", log=lambda _line: None)
-            lines.append(f"  CUDA check: usable (session runs on {session.get_providers()[0]})")
-        except GantoolError as exc:
-            reason = str(exc).split(" is not usable here: ")[-1]
-            lines.append(f"  CUDA check: not usable ({reason}); models run on CPUExecutionProvider")
-    return lines
-
-
 @click.command("inspect")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--check-providers", is_flag=True,
@@ -261,6 +164,8 @@ def provider_lines(check_path: Path | None = None) -> list[str]:
 def inspect_command(path: Path, check_providers: bool) -> None:
     """Describe an ONNX file: inputs, outputs, opset, size, gantool metadata, and the
     onnxruntime providers this machine offers."""
+    from translator.runtime.describe import describe_onnx, provider_lines
+
     for line in describe_onnx(path):
         click.echo(line)
     for line in provider_lines(path if check_providers else None):

@@ -2,12 +2,15 @@
 
 Torch-free and onnx-free at import time: the exporter writes these keys, the runtime and
 ``gantool inspect`` read them. Values are always strings (ONNX ``metadata_props`` are
-string pairs); numbers are written in decimal, ranges as ``"lo,hi"``.
+string pairs); numbers are written in decimal, ranges as ``"lo,hi"``. :class:`ModelMetadata`
+is the typed form: the exporter builds one, the runtime reads one back through the checks
+below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 PREFIX = "gantool."
@@ -122,3 +125,107 @@ def parse_input_range(text: str, where: str, name: str = "gantool.input_range") 
             "the second larger"
         )
     return lo, hi
+
+
+# -- typed ----------------------------------------------------------------------------------
+KINDS: tuple[str, ...] = ("translation", "generation")
+CHANNEL_ORDERS: tuple[str, ...] = ("RGB", "BGR")
+
+
+def check_kind(value: Any, where: str) -> str:
+    kind = str(value)
+    if kind not in KINDS:
+        from .errors import GantoolError
+
+        raise GantoolError(f"{where}: unknown gantool.kind '{kind}'")
+    return kind
+
+
+def check_channel_order(value: Any, where: str) -> str:
+    order = str(value).upper()
+    if order not in CHANNEL_ORDERS:
+        from .errors import GantoolError
+
+        raise GantoolError(f"{where}: unsupported channel order '{order}'")
+    return order
+
+
+#: The fields read through a check, in the order a file's problems are reported; each
+#: field's key is ``PREFIX + name``. The other fields are text, taken as written.
+_CHECKS: dict[str, Callable[[str, str], Any]] = {
+    "kind": check_kind,
+    "latent_dim": check_latent_dim,
+    "input_size": check_input_size,
+    "input_range": parse_input_range,
+    "channel_order": check_channel_order,
+    "size_multiple": check_size_multiple,
+}
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """The ``gantool.*`` entries of one model file, typed: what the exporter writes and the
+    runtime reads.
+
+    Every field may be unstated ("" or None, as a file written by another tool leaves it);
+    the runtime then infers it from the graph or takes it from a flag. ``extra`` holds the
+    other ``gantool.*`` entries (a plugin's, int8's), prefix kept, as written.
+    """
+
+    kind: str = ""  # "translation" | "generation"
+    model: str = ""  # registered model name, e.g. "cyclegan"
+    direction: str = ""  # "a2b" | "b2a" (translation only)
+    domain_from: str = ""
+    domain_to: str = ""
+    input_size: int | None = None  # training resolution in pixels
+    size_multiple: int | None = None  # height and width must divide by this
+    input_range: tuple[float, float] | None = None
+    channel_order: str = ""  # "RGB" | "BGR"
+    latent_dim: int | None = None  # generation only
+    version: str = ""  # translator.__version__ that wrote the file
+    precision: str = ""  # "fp32" | "fp16" | "int8"
+    #: Training step of the exported weights, as written (the runtime does not read it).
+    checkpoint_step: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], where: str = "metadata") -> ModelMetadata:
+        """Read a file's metadata (all of it; entries without the prefix are ignored).
+
+        An absent or empty entry leaves its field unstated; a stated one that fails its
+        check is a :class:`GantoolError` naming ``where`` (the file).
+        """
+        entries = gantool_entries(props)
+        values: dict[str, Any] = {}
+        for name in [*_CHECKS, *(n for n in _FIELD_NAMES if n not in _CHECKS)]:
+            text = entries.get(PREFIX + name, "")
+            if text != "":
+                check = _CHECKS.get(name)
+                values[name] = check(text, where) if check else text
+        extra = {k: v for k, v in entries.items() if k.removeprefix(PREFIX) not in _FIELD_NAMES}
+        return cls(**values, extra=extra)
+
+    def to_props(self) -> dict[str, str]:
+        """The ``gantool.*`` entries to write: stated fields over ``extra``, as strings
+        (numbers in decimal, the range as ``"lo,hi"``)."""
+        props = dict(self.extra)
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
+            if value is not None and value != "":
+                props[PREFIX + name] = _as_text(value)
+        return props
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ModelMetadata) if f.name != "extra")
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(_number(v) for v in value)
+    return str(value)
+
+
+def _number(value: float) -> str:
+    """-1.0 -> "-1", 0.5 -> "0.5": whole numbers without a point, others exactly."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)

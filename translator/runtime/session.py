@@ -131,83 +131,82 @@ def model_info(
 ) -> ModelInfo:
     """Read gantool metadata from an open session; flags fill in what metadata lacks."""
     meta = dict(session.get_modelmeta().custom_metadata_map or {})
-    g = {k.removeprefix("gantool."): v for k, v in meta.items() if k.startswith("gantool.")}
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or not outputs:
         raise GantoolError(
             f"{path.name}: expected a model with one input and an output, "
             f"found {len(inputs)} input(s) and {len(outputs)} output(s)"
         )
+    stated = onnx_meta.ModelMetadata.from_props(meta, path.name)
     shape = tuple(inputs[0].shape)
-    kind = g.get("kind") or ("generation" if len(shape) == 2 else "translation")
-    if kind not in ("translation", "generation"):
-        raise GantoolError(f"{path.name}: unknown gantool.kind '{kind}'")
-
-    latent = _checked(g.get("latent_dim"), onnx_meta.check_latent_dim, path)
-    if kind == "generation" and latent is None and len(shape) >= 2 and isinstance(shape[1], int):
-        latent = onnx_meta.check_latent_dim(shape[1], f"{path.name} (input shape)")
-    out_shape = outputs[0].shape
-    if kind == "translation" and isinstance(out_shape, list) and len(out_shape) != 4:
-        raise GantoolError(
-            f"{path.name}: output '{outputs[0].name}' has shape {list(out_shape)}, "
-            "not an image (NCHW); this is not an image translation model"
-        )
-    if kind == "translation" and len(shape) != 4:
-        raise GantoolError(
-            f"{path.name}: input '{inputs[0].name}' has shape {list(shape)}; an image model needs NCHW input"
-        )
-    if kind == "translation" and isinstance(shape[1], int) and shape[1] != 3:
-        raise GantoolError(f"{path.name}: the model takes {shape[1]} channels; only 3 (RGB) work")
-    if kind == "generation" and latent is None:
-        raise GantoolError(f"{path.name}: generation model without gantool.latent_dim")
-
-    meta_size = _checked(g.get("input_size"), onnx_meta.check_input_size, path)
-    meta_range = onnx_meta.parse_input_range(g["input_range"], path.name) if g.get("input_range") else None
-    if (
-        kind == "translation"
-        and meta_size is None
-        and size is None
-        and meta_range is None
-        and (input_range is None)
-    ):
-        log(
-            f"Note: {path.name} has no gantool metadata; assuming an image translation model "
-            f"fed at {DEFAULT_SIZE}px in range -1,1 (set --size and --input-range otherwise)."
-        )
-    order = g.get("channel_order", "RGB").upper()
-    if order not in ("RGB", "BGR"):
-        raise GantoolError(f"{path.name}: unsupported channel order '{order}'")
+    kind = stated.kind or ("generation" if len(shape) == 2 else "translation")
+    latent = stated.latent_dim
+    if kind == "generation":
+        latent = _latent_dim(stated, shape, path)
+    else:
+        _check_image_io(inputs[0], outputs[0], path)
+        if stated.input_size is None and stated.input_range is None and size is None and input_range is None:
+            log(
+                f"Note: {path.name} has no gantool metadata; assuming an image translation model "
+                f"fed at {DEFAULT_SIZE}px in range -1,1 (set --size and --input-range otherwise)."
+            )
     info = ModelInfo(
         path=path,
         kind=kind,  # type: ignore[arg-type]
-        model=g.get("model", ""),
-        direction=g.get("direction", ""),
-        domain_from=g.get("domain_from", ""),
-        domain_to=g.get("domain_to", ""),
-        input_size=size or meta_size or DEFAULT_SIZE,
-        size_multiple=_checked(g.get("size_multiple"), onnx_meta.check_size_multiple, path) or 1,
-        input_range=input_range or meta_range or DEFAULT_RANGE,
-        channel_order=order,
+        model=stated.model,
+        direction=stated.direction,
+        domain_from=stated.domain_from,
+        domain_to=stated.domain_to,
+        input_size=size or stated.input_size or DEFAULT_SIZE,
+        size_multiple=stated.size_multiple or 1,
+        input_range=input_range or stated.input_range or DEFAULT_RANGE,
+        channel_order=stated.channel_order or "RGB",
         latent_dim=latent,
-        version=g.get("version", ""),
+        version=stated.version,
         input_name=inputs[0].name,
         output_name=outputs[0].name,
         input_shape=shape,
-        from_metadata=bool(g),
+        from_metadata=bool(onnx_meta.gantool_entries(meta)),
         metadata=meta,
     )
-    if kind == "translation" and info.fixed_hw is not None:
-        for side in info.fixed_hw:  # a fixed [1, 3, 60000, 60000] must fail here, not in resize
-            onnx_meta.check_input_size(side, path.name, "its fixed input shape's side")
-    note = info.size_note() if kind == "translation" and size is not None else None
-    if note:
-        log(f"Note: {note}.")
+    if kind == "translation":
+        _check_fixed_size(info, size is not None, log)
     return info
 
 
-def _checked(value: str | None, check: Callable[[Any, str], int], path: Path) -> int | None:
-    """A metadata number through its range check; None when the key is absent."""
-    return None if value is None or value == "" else check(value, path.name)
+def _latent_dim(stated: onnx_meta.ModelMetadata, shape: tuple[Any, ...], path: Path) -> int:
+    """A generation model's latent size: from its metadata, else from a fixed input shape."""
+    if stated.latent_dim is not None:
+        return stated.latent_dim
+    if len(shape) >= 2 and isinstance(shape[1], int):
+        return onnx_meta.check_latent_dim(shape[1], f"{path.name} (input shape)")
+    raise GantoolError(f"{path.name}: generation model without gantool.latent_dim")
+
+
+def _check_image_io(inp: Any, out: Any, path: Path) -> None:
+    """A translation model takes and gives NCHW images with 3 input channels."""
+    if isinstance(out.shape, list) and len(out.shape) != 4:
+        raise GantoolError(
+            f"{path.name}: output '{out.name}' has shape {list(out.shape)}, "
+            "not an image (NCHW); this is not an image translation model"
+        )
+    shape = list(inp.shape)
+    if len(shape) != 4:
+        raise GantoolError(
+            f"{path.name}: input '{inp.name}' has shape {shape}; an image model needs NCHW input"
+        )
+    if isinstance(shape[1], int) and shape[1] != 3:
+        raise GantoolError(f"{path.name}: the model takes {shape[1]} channels; only 3 (RGB) work")
+
+
+def _check_fixed_size(info: ModelInfo, size_asked: bool, log: Log) -> None:
+    """Refuse a fixed input shape too large to allocate; say when ``--size`` cannot be met."""
+    if info.fixed_hw is not None:
+        for side in info.fixed_hw:  # a fixed [1, 3, 60000, 60000] must fail here, not in resize
+            onnx_meta.check_input_size(side, info.path.name, "its fixed input shape's side")
+    note = info.size_note() if size_asked else None
+    if note:
+        log(f"Note: {note}.")
 
 
 def _quiet_preload(ort: Any) -> str:
