@@ -12,16 +12,10 @@ This module imports torch and onnx; import it only when exporting.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
+import dataclasses
 import os
 import re
-import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,74 +27,34 @@ import torch
 import translator
 from translator import onnx_metadata as meta
 from translator.errors import GantoolError
-from translator.safe_write import safe_component, temporary_sibling
+from translator.safe_write import temporary_sibling
 from translator.specs import ExportRequest
 
-Log = Callable[[str], None]
+# Options, generator choice and file names are read in onnx_request (torch-free); they are
+# imported here too, where callers have always found them.
+from .onnx_request import (
+    DEFAULT_OPSET,
+    DIRECTIONS,
+    Log,
+    OnnxOptions,
+    output_paths,
+    select_generators,
+    trained_only,
+)
+from .quiet import captured_output
+
+__all__ = [
+    "DEFAULT_OPSET", "DIRECTIONS", "ExportedFile", "Log", "OnnxOptions", "export_run",
+    "output_paths", "prepare", "select_generators", "trained_only",
+]
 
 #: The lowest opset torch's dynamo exporter implements; lower ones are attempted through
 #: ONNX version conversion, which fails for some ops (CycleGAN's Pad cannot go below 18).
 NATIVE_MIN_OPSET = 18
-DEFAULT_OPSET = 18  # the widest runtime compatibility among opsets written natively
 #: Max absolute difference allowed between onnxruntime and PyTorch outputs (outputs are
 #: in [-1, 1]). fp16 weights lose ~3 decimal digits, hence the looser bound.
 FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 2e-2
-DIRECTIONS = ("a2b", "b2a")
-
-
-@dataclass(frozen=True)
-class OnnxOptions:
-    """Format-specific settings, read from ``ExportRequest.options``."""
-
-    opset: int = DEFAULT_OPSET
-    fp16: bool = False
-    #: Fix height and width to this many pixels (batch stays dynamic).
-    static_size: int | None = None
-    verify: bool = True
-    #: Static int8 quantization calibrated on the run's training images.
-    int8: bool = False
-    #: int8 only: least PSNR (dB) of int8 against fp32 output on held-out images.
-    min_psnr: float | None = None
-    #: Called with one line per written file; ``None`` for silence.
-    log: Log | None = print
-
-    @classmethod
-    def from_request(cls, options: dict[str, Any]) -> OnnxOptions:
-        known = {"opset", "fp16", "static_size", "verify", "int8", "min_psnr", "log"}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise GantoolError(
-                f"unknown onnx export option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        values = {k: v for k, v in options.items() if v is not None or k == "log"}
-        try:
-            opts = cls(**values)
-            opts = cls(
-                opset=int(opts.opset), fp16=_as_bool(opts.fp16),
-                static_size=None if opts.static_size is None else int(opts.static_size),
-                verify=_as_bool(opts.verify), int8=_as_bool(opts.int8),
-                min_psnr=None if opts.min_psnr is None else float(opts.min_psnr), log=opts.log,
-            )
-        except (TypeError, ValueError) as exc:
-            raise GantoolError(f"bad onnx export option: {exc}") from None
-        if opts.static_size is not None and opts.static_size < 1:
-            raise GantoolError(f"--static-size must be a positive number of pixels, not {opts.static_size}")
-        if opts.int8 and opts.fp16:
-            raise GantoolError("choose one of --int8 and --fp16")
-        if opts.min_psnr is not None and not opts.int8:
-            raise GantoolError("--min-psnr applies to --int8 exports")
-        return opts
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"'{value}' is not a boolean")
-    return bool(value)
 
 
 @dataclass
@@ -120,7 +74,7 @@ class ExportedFile:
     model: Any = field(default=None, repr=False)  # the onnx.ModelProto until written
 
 
-# -- options and paths ---------------------------------------------------------------------
+# -- export --------------------------------------------------------------------------------
 def check_opset(opset: int) -> None:
     """Reject opsets that no installed component can write, before any slow work."""
     newest = onnx.defs.onnx_opset_version()
@@ -132,90 +86,6 @@ def check_opset(opset: int) -> None:
         )
 
 
-def output_paths(output: Path | None, run_dir: Path, model: str, names: list[str],
-                 single_name: bool) -> dict[str, Path]:
-    """Where each generator's file goes.
-
-    ``names`` are directions (translation) or generator names. Rules for ``output``:
-    ``None``: ``RUN/export/<model>-<direction>.onnx`` (``<model>.onnx`` when
-    ``single_name``); a path containing ``{direction}`` (and/or ``{model}``): a name
-    pattern; an existing folder or a path without the ``.onnx`` suffix: the folder for the
-    default names; otherwise a file name, with ``-<direction>`` inserted before ``.onnx``
-    when several files are written.
-    """
-    # Model and generator names come from plugins and run configs: one component each.
-    model = safe_component(model, fallback="model")
-    safe = {n: safe_component(n, fallback="generator") for n in names}
-
-    def default_name(name: str) -> str:
-        return f"{model}.onnx" if single_name else f"{model}-{safe[name]}.onnx"
-
-    if output is None:
-        paths = {n: run_dir / "export" / default_name(n) for n in names}
-    elif "{" in str(output):
-        try:
-            paths = {n: Path(str(output).format(direction=safe[n], model=model, name=safe[n]))
-                     for n in names}
-        except (KeyError, IndexError, ValueError) as exc:
-            raise GantoolError(
-                f"-o {output}: a name pattern may use {{direction}} and {{model}} only ({exc})"
-            ) from None
-    elif output.is_dir() or str(output).endswith(os.sep) or output.suffix.lower() != ".onnx":
-        paths = {n: output / default_name(n) for n in names}
-    elif len(names) == 1:
-        paths = {names[0]: output}
-    else:
-        paths = {n: output.with_name(f"{output.stem}-{safe[n]}{output.suffix}") for n in names}
-    if len(set(paths.values())) != len(paths):
-        raise GantoolError(f"-o {output} gives the same file for {', '.join(names)}; use {{direction}}")
-    for path in paths.values():
-        if path.is_dir():
-            raise GantoolError(f"{path} is a folder; cannot write the model there")
-    return paths
-
-
-# -- quiet ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def captured_output() -> Iterator[io.StringIO]:
-    """Silence everything the exporter prints: Python prints, warnings, log records (switched
-    off for the duration) and C-level writes to file descriptors 1 and 2 (onnx's version
-    converter and log handlers bound to the original streams). Printed text is collected
-    in the yielded buffer."""
-    buf = io.StringIO()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved: list[tuple[int, int]] = []
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        try:
-            for fd in (1, 2):
-                try:
-                    saved.append((fd, os.dup(fd)))
-                    os.dup2(sink.fileno(), fd)
-                except OSError:  # no such descriptor (embedded interpreters): Python-level only
-                    pass
-            # Log handlers may hold a stream captured before this point (not fd 1/2), so
-            # records are switched off too, for the duration only.
-            previous_disable = logging.root.manager.disable
-            logging.disable(logging.CRITICAL)
-            try:
-                with warnings.catch_warnings(), contextlib.redirect_stdout(buf), \
-                        contextlib.redirect_stderr(buf):
-                    warnings.simplefilter("ignore")
-                    yield buf
-            finally:
-                logging.disable(previous_disable)
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            for fd, copy in saved:
-                os.dup2(copy, fd)
-                os.close(copy)
-            sink.seek(0)
-            buf.write(sink.read().decode("utf-8", "replace"))
-
-
-# -- export --------------------------------------------------------------------------------
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
@@ -373,75 +243,23 @@ def max_error(model: onnx.ModelProto, module: torch.nn.Module,
     return worst, where
 
 
-def build_metadata(gen: Any, rc: Any, step: int, direction: str | None, opts: OnnxOptions) -> dict[str, str]:
-    """The file's ``gantool.*`` entries; core keys win over a plugin's metadata."""
-    entries = meta.prefixed(gen.metadata)
-    train_size = int(rc.train.size)
-    core = {
-        meta.KIND: gen.kind,
-        meta.MODEL: rc.spec.name,
-        meta.INPUT_SIZE: str(opts.static_size or train_size),
-        meta.INPUT_RANGE: "-1,1",
-        meta.CHANNEL_ORDER: "RGB",
-        meta.VERSION: translator.__version__,
-        meta.PRECISION: "int8" if opts.int8 else "fp16" if opts.fp16 else "fp32",
-        meta.CHECKPOINT_STEP: str(step),
-    }
-    if gen.kind == "translation":
-        names = rc.domain_names
-        src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
-        core.update({
-            meta.DIRECTION: direction or "",
-            meta.DOMAIN_FROM: names.get(src, src),
-            meta.DOMAIN_TO: names.get(dst, dst),
-            meta.SIZE_MULTIPLE: str(gen.size_multiple),
-        })
-    else:
-        for key in (meta.DIRECTION, meta.DOMAIN_FROM, meta.DOMAIN_TO, meta.SIZE_MULTIPLE):
-            entries.pop(key, None)
-        core[meta.LATENT_DIM] = str(gen.latent_dim)
-    entries.update(core)
-    return entries
-
-
-def select_generators(generators: dict[str, Any], direction: str | None, model: str) -> dict[str, Any]:
-    """Generators to export, keyed by direction (translation) or name (generation)."""
-    if not generators:
-        raise GantoolError(f"model {model} has no exportable generator")
-    kinds = {g.kind for g in generators.values()}
-    if kinds == {"generation"}:
-        if direction not in (None, "both"):
-            raise GantoolError(f"--direction {direction}: {model} is a generation model with no "
-                               "direction; leave --direction out")
-        return dict(generators)
-    if direction in (None, "both"):
-        wanted = [d for d in DIRECTIONS if d in generators]
-    elif direction in DIRECTIONS:
-        wanted = [direction]
-    else:
-        raise GantoolError(f"--direction {direction}: choose a2b, b2a or both")
-    missing = [d for d in wanted if d not in generators]
-    if missing or not wanted:
-        raise GantoolError(f"model {model} has no '{(missing or ['a2b'])[0]}' generator; "
-                           f"it has: {', '.join(generators)}")
-    return {d: generators[d] for d in wanted}
-
-
-def trained_only(gens: dict[str, Any], untrained: dict[str, str], direction: str | None,
-                 log: Log | None) -> dict[str, Any]:
-    """``gens`` without the ones the run never trained: refused when asked for by name,
-    else skipped with a line saying so (an untrained generator writes noise)."""
-    if direction in untrained:
-        raise GantoolError(f"--direction {direction}: this run's {direction} generator was "
-                           f"never trained ({untrained[direction]}); export the others")
-    kept = {n: g for n, g in gens.items() if n not in untrained}
-    if not kept:
-        raise GantoolError("this run's generators were never trained: "
-                           + "; ".join(f"{n}: {why}" for n, why in untrained.items()))
-    for name in gens.keys() - kept.keys():
-        if log is not None:
-            log(f"Skipped {name}: never trained ({untrained[name]})")
-    return kept
+def build_metadata(gen: Any, rc: Any, step: int, direction: str | None,
+                   opts: OnnxOptions) -> meta.ModelMetadata:
+    """What the file says about itself. The typed fields are the exporter's: a plugin's
+    ``metadata`` adds keys of its own but cannot override those (:data:`meta.CORE_KEYS`)."""
+    plugin = {k: v for k, v in meta.prefixed(gen.metadata).items() if k not in meta.CORE_KEYS}
+    stated = meta.ModelMetadata(
+        kind=gen.kind, model=rc.spec.name, input_size=opts.static_size or int(rc.train.size),
+        input_range=(-1.0, 1.0), channel_order="RGB", version=translator.__version__,
+        precision="int8" if opts.int8 else "fp16" if opts.fp16 else "fp32",
+        checkpoint_step=str(step), extra=plugin,
+    )
+    if gen.kind != "translation":
+        return dataclasses.replace(stated, latent_dim=gen.latent_dim)
+    names = rc.domain_names
+    src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
+    return dataclasses.replace(stated, direction=direction or "", domain_from=names.get(src, src),
+                               domain_to=names.get(dst, dst), size_multiple=gen.size_multiple)
 
 
 def prepare(request: ExportRequest, opts: OnnxOptions) -> list[ExportedFile]:
@@ -460,68 +278,77 @@ def prepare(request: ExportRequest, opts: OnnxOptions) -> list[ExportedFile]:
                            "a latent vector")
     paths = output_paths(request.output, Path(request.run_dir), rc.spec.name, list(gens),
                          single_name=not translation and len(gens) == 1)
+    return [_export_generator(name, gen, rc, step, paths[name], opts) for name, gen in gens.items()]
+
+
+def _export_generator(name: str, gen: Any, rc: Any, step: int, path: Path,
+                      opts: OnnxOptions) -> ExportedFile:
+    """Export, check and verify one generator (and quantize it with ``--int8``), in memory."""
+    start = time.perf_counter()
     train_size = int(rc.train.size)
-    files: list[ExportedFile] = []
-    for name, gen in gens.items():
-        start = time.perf_counter()
-        if opts.static_size is not None and opts.static_size % gen.size_multiple:
-            m, s = gen.size_multiple, opts.static_size
-            lower, upper = s - s % m, s - s % m + m
-            hint = f"{lower} or {upper}" if lower > 0 else str(upper)
-            raise GantoolError(f"--static-size {s}: {rc.spec.name}'s generator needs height and "
-                               f"width divisible by {m} (e.g. {hint})")
-        gen.check_size_multiple(opts.static_size or train_size, f"{rc.spec.name} {name} generator")
-        io_names = ("latent", "image") if gen.kind == "generation" else ("image", "translated")
-        example = trace_input(gen, train_size, opts.static_size)
-        proto, _plan = export_module(gen, example, opts.opset, opts.static_size, *io_names)
-        if opts.fp16:
-            proto = to_fp16(proto)
-        direction = name if gen.kind == "translation" else None
-        entries = build_metadata(gen, rc, step, direction, opts)
-        # Metadata goes on last, after any fp16 conversion, so no conversion can drop it.
-        meta.write_props(proto, entries)
-        try:
-            onnx.checker.check_model(proto, full_check=True)
-        except Exception as exc:
-            raise GantoolError(f"the exported {name} model fails onnx.checker: {_first_line(exc)[:300]}") \
-                from None
-        error = None
-        if opts.verify:
-            tolerance = FP16_TOLERANCE if opts.fp16 else FP32_TOLERANCE
-            error, shape = max_error(proto, gen.module,
-                                     verification_inputs(gen, train_size, opts.static_size))
-            if not error <= tolerance:
-                raise GantoolError(
-                    f"{rc.spec.name} {name}: onnxruntime differs from PyTorch by {error:.3g} "
-                    f"(max abs, input {list(shape)}), more than the {tolerance:g} allowed for "
-                    f"{'fp16' if opts.fp16 else 'fp32'}; nothing written (--no-verify skips this check)"
-                )
-        score = None
-        if opts.int8:
-            side = _round_up(train_size, gen.size_multiple)
-            proto, score = _quantize(proto, rc, direction, side, opts, f"{rc.spec.name} {name}",
-                                     entries)
-        files.append(ExportedFile(paths[name], name, direction, entries, error, score,
-                                  time.perf_counter() - start, model=proto))
-    return files
+    label = f"{rc.spec.name} {name}"
+    _check_static_size(opts.static_size, gen.size_multiple, rc.spec.name)
+    gen.check_size_multiple(opts.static_size or train_size, f"{label} generator")
+    io_names = ("latent", "image") if gen.kind == "generation" else ("image", "translated")
+    example = trace_input(gen, train_size, opts.static_size)
+    proto, _plan = export_module(gen, example, opts.opset, opts.static_size, *io_names)
+    if opts.fp16:
+        proto = to_fp16(proto)
+    direction = name if gen.kind == "translation" else None
+    stated = build_metadata(gen, rc, step, direction, opts)
+    # Metadata goes on last, after any fp16 conversion, so no conversion can drop it.
+    meta.write_props(proto, stated.to_props())
+    _check_model(proto, f"the exported {name} model")
+    error = _verify(proto, gen, train_size, opts, label) if opts.verify else None
+    score = None
+    if opts.int8:
+        side = _round_up(train_size, gen.size_multiple)
+        proto, score, stated = _quantize(proto, rc, direction, side, opts, label, stated)
+    return ExportedFile(path, name, direction, stated.to_props(), error, score,
+                        time.perf_counter() - start, model=proto)
 
 
-def _quantize(proto: onnx.ModelProto, rc: Any, direction: str | None, size: int,
-              opts: OnnxOptions, label: str, entries: dict[str, str]) -> tuple[onnx.ModelProto, float]:
-    """The int8 version of a verified fp32 model, with its metadata (``entries`` gains the
+def _check_static_size(static_size: int | None, multiple: int, model: str) -> None:
+    if static_size is None or not static_size % multiple:
+        return
+    lower, upper = static_size - static_size % multiple, static_size - static_size % multiple + multiple
+    hint = f"{lower} or {upper}" if lower > 0 else str(upper)
+    raise GantoolError(f"--static-size {static_size}: {model}'s generator needs height and "
+                       f"width divisible by {multiple} (e.g. {hint})")
+
+
+def _check_model(proto: onnx.ModelProto, what: str) -> None:
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        raise GantoolError(f"{what} fails onnx.checker: {_first_line(exc)[:300]}") from None
+
+
+def _verify(proto: onnx.ModelProto, gen: Any, train_size: int, opts: OnnxOptions, label: str) -> float:
+    """The largest difference from PyTorch; :class:`GantoolError` above the tolerance."""
+    tolerance = FP16_TOLERANCE if opts.fp16 else FP32_TOLERANCE
+    error, shape = max_error(proto, gen.module, verification_inputs(gen, train_size, opts.static_size))
+    if not error <= tolerance:
+        raise GantoolError(
+            f"{label}: onnxruntime differs from PyTorch by {error:.3g} "
+            f"(max abs, input {list(shape)}), more than the {tolerance:g} allowed for "
+            f"{'fp16' if opts.fp16 else 'fp32'}; nothing written (--no-verify skips this check)"
+        )
+    return error
+
+
+def _quantize(proto: onnx.ModelProto, rc: Any, direction: str | None, size: int, opts: OnnxOptions,
+              label: str, stated: meta.ModelMetadata) -> tuple[onnx.ModelProto, float, meta.ModelMetadata]:
+    """The int8 version of a verified fp32 model, with its metadata (``stated`` plus the
     int8 keys); :class:`GantoolError` when it misses the quality bar."""
     from .onnx_int8 import DEFAULT_MIN_PSNR, run_images, to_int8
 
     min_psnr = DEFAULT_MIN_PSNR if opts.min_psnr is None else opts.min_psnr
     result = to_int8(proto, run_images(rc, direction, size), min_psnr, label)
-    entries.update(result.metadata)
-    meta.write_props(result.model, entries)
-    try:
-        onnx.checker.check_model(result.model, full_check=True)
-    except Exception as exc:
-        raise GantoolError(f"the int8 {label} model fails onnx.checker: {_first_line(exc)[:300]}") \
-            from None
-    return result.model, result.psnr
+    stated = dataclasses.replace(stated, extra={**stated.extra, **result.metadata})
+    meta.write_props(result.model, stated.to_props())
+    _check_model(result.model, f"the int8 {label} model")
+    return result.model, result.psnr, stated
 
 
 def write_files(files: list[ExportedFile]) -> None:

@@ -128,7 +128,7 @@ def quantize(model: onnx.ModelProto, calibration: np.ndarray,
     :data:`CALIBRATION_METHODS`."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from .onnx_export import captured_output
+    from .quiet import captured_output
 
     input_name = model.graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="gantool-int8-") as tmp, captured_output():
