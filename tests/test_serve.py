@@ -283,7 +283,7 @@ def test_interpolation_runs_from_a_to_b(client):
 
 
 def test_interpolate_handles_parallel_and_zero_vectors():
-    from translator.serve.service import interpolate
+    from translator.serve.latents import interpolate
 
     a = np.ones(4, np.float32)
     out = interpolate(a, 2 * a, 3)

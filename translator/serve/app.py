@@ -36,7 +36,10 @@ from translator.runtime.options import RuntimeOptions
 from translator.runtime.session import Log, stderr_log
 
 from .budget import ByteBudget
-from .service import DEFAULT_MAX_UPLOAD, SAMPLE_NAMES, ServeError, Service
+from .errors import ServeError
+from .samples import SAMPLE_NAMES
+from .service import Service
+from .uploads import DEFAULT_MAX_UPLOAD, too_large
 
 MAX_JSON_BYTES = 1024 * 1024
 #: Content types accepted for uploads besides ``image/*``: what curl and some browsers send
@@ -127,7 +130,7 @@ def declared_size(request: Request, limit: int) -> int | None:
     except ValueError:
         raise ServeError(400, "the Content-Length header is not a number") from None
     if size > limit:
-        raise ServeError(413, _too_large(size, limit))
+        raise ServeError(413, too_large(size, limit))
     return size
 
 
@@ -141,17 +144,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
-                raise ServeError(413, _too_large(None, limit))
+                raise ServeError(413, too_large(None, limit))
             chunks.append(chunk)
     except ClientDisconnect:
         # Nobody is left to read an answer; this status is only for the log.
         raise ServeError(400, "the client disconnected before sending the whole body") from None
     return b"".join(chunks)
-
-
-def _too_large(size: int | None, limit: int) -> str:
-    got = f" ({size / (1024 * 1024):.1f} MB)" if size else ""
-    return f"the upload is too large{got}; the limit is {limit / (1024 * 1024):.1f} MB"
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -171,7 +169,6 @@ def create_app(
     workers: int = 2,
     allowed_hosts: Sequence[str] | None = None,
     log: Log = stderr_log,
-    service: Service | None = None,
 ) -> Starlette:
     """The web app serving ``model_paths`` (loaded now, so a bad file fails before binding).
 
@@ -181,35 +178,55 @@ def create_app(
     ``max_pixels``: the largest upload in pixels; None: ``GANTOOL_MAX_PIXELS`` or the
     default of every other reader (:func:`translator.data.images.max_pixels`).
     """
-    svc = service or Service(
-        model_paths,
-        options,
-        max_upload_bytes=max_upload_bytes,
-        max_pixels=max_pixels,
-        workers=workers,
-        log=log,
-    )
-    # Uploads reserve their size here before their body is read: at most this many bytes of
-    # bodies sit in memory, however many clients connect, so the server's memory is bounded
-    # by design (as many full-size uploads as 2 x ``workers``, + ``workers`` decoded
-    # images), not by the number of connections. See budget.py for why bytes, not requests.
-    uploads = ByteBudget(2 * max(1, workers) * svc.max_upload_bytes)
-    page = resources.files("translator.serve").joinpath("page.html").read_text(encoding="utf-8")
+    svc = Service(model_paths, options, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
+                  workers=workers, log=log)
+    middleware: list[Middleware] = [Middleware(SameOriginMiddleware)]
+    if allowed_hosts is not None:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    handlers: dict[Any, Any] = {ServeError: on_serve_error, HTTPException: on_http_error, Exception: on_crash}
+    app = Starlette(routes=_Routes(svc, workers).routes(), middleware=middleware,
+                    exception_handlers=handlers)
+    app.state.service = svc
+    return app
 
-    async def index(request: Request) -> Response:
-        return HTMLResponse(page, headers=_SECURITY_HEADERS)
 
-    async def models(request: Request) -> Response:
-        return JSONResponse(svc.describe())
+class _Routes:
+    """The request handlers over one :class:`Service`."""
 
-    async def sample(request: Request) -> Response:
+    def __init__(self, svc: Service, workers: int) -> None:
+        self.svc = svc
+        # Uploads reserve their size here before their body is read: at most this many bytes
+        # of bodies sit in memory, however many clients connect, so the server's memory is
+        # bounded by design (as many full-size uploads as 2 x ``workers``, + ``workers``
+        # decoded images), not by the number of connections. See budget.py for why bytes,
+        # not requests.
+        self.uploads = ByteBudget(2 * max(1, workers) * svc.max_upload_bytes)
+        self.page = resources.files("translator.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.index, methods=["GET"]),
+            Route("/api/models", self.models, methods=["GET"]),
+            Route("/api/samples/{name}.png", self.sample, methods=["GET"]),
+            Route("/api/translate/{model_id}", self.translate, methods=["POST"]),
+            Route("/api/generate/{model_id}", self.generate, methods=["POST"]),
+        ]
+
+    async def index(self, request: Request) -> Response:
+        return HTMLResponse(self.page, headers=_SECURITY_HEADERS)
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse(self.svc.describe())
+
+    async def sample(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in SAMPLE_NAMES:
             raise ServeError(404, f"unknown sample '{name[:80]}'; samples: {', '.join(SAMPLE_NAMES)}")
-        png = (await run_in_threadpool(svc.sample, name))[1]
+        png = (await run_in_threadpool(self.svc.sample, name))[1]
         return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
-    async def translate(request: Request) -> Response:
+    async def translate(self, request: Request) -> Response:
+        svc = self.svc
         model_id = request.path_params["model_id"]
         served = svc.model(model_id, "translation")  # 404/400 before reading any upload
         faces = _flag(request, "faces")
@@ -219,18 +236,10 @@ def create_app(
             if sample_name not in SAMPLE_NAMES:
                 raise ServeError(404, f"unknown sample '{sample_name[:80]}'")
         else:
-            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype.startswith("multipart/"):
-                raise ServeError(
-                    415,
-                    "send the image file itself as the request body (not a multipart form), "
-                    "e.g. curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' URL",
-                )
-            if not (ctype.startswith("image/") or ctype in _GENERIC_TYPES):
-                raise ServeError(415, f"expected an image upload, got Content-Type '{ctype[:80]}'")
+            _check_upload_type(request)
         # A bundled sample holds no body, so it reserves nothing.
         size = 0 if sample_name else declared_size(request, svc.max_upload_bytes)
-        async with uploads.reserve(svc.max_upload_bytes if size is None else size):
+        async with self.uploads.reserve(svc.max_upload_bytes if size is None else size):
             if not sample_name:
                 data = await read_body(request, svc.max_upload_bytes)
             png, timing, extra = await run_in_threadpool(svc.translate, model_id, data, sample_name, faces)
@@ -240,9 +249,9 @@ def create_app(
         headers["Content-Disposition"] = f'inline; filename="{name}"'
         return Response(png, media_type="image/png", headers=headers)
 
-    async def generate(request: Request) -> Response:
+    async def generate(self, request: Request) -> Response:
         model_id = request.path_params["model_id"]
-        served = svc.model(model_id, "generation")
+        served = self.svc.model(model_id, "generation")
         body = await read_body(request, MAX_JSON_BYTES)
         try:
             payload = json.loads(body or b"{}")
@@ -250,38 +259,39 @@ def create_app(
             raise ServeError(400, f"the request body is not valid JSON: {exc}") from None
         except RecursionError:
             raise ServeError(400, "the request body is not valid JSON: nested too deeply") from None
-        result = await run_in_threadpool(svc.generate, model_id, payload)
+        result = await run_in_threadpool(self.svc.generate, model_id, payload)
         timing_headers = {
             "X-Gantool-Provider": served.session.provider_name,
             "X-Gantool-Elapsed-Ms": str(result["elapsed_ms"]),
         }
         return JSONResponse(result, headers=timing_headers)
 
-    async def on_serve_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ServeError)
-        return error(exc.status, exc.message)
 
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        messages = {404: f"no such page: {request.url.path[:200]}", 405: "method not allowed here"}
-        return error(exc.status_code, messages.get(exc.status_code, str(exc.detail)), exc.headers)
+def _check_upload_type(request: Request) -> None:
+    """Refuse (415) a body that is not an image file: a form, or another declared type."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype.startswith("multipart/"):
+        raise ServeError(
+            415,
+            "send the image file itself as the request body (not a multipart form), "
+            "e.g. curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' URL",
+        )
+    if not (ctype.startswith("image/") or ctype in _GENERIC_TYPES):
+        raise ServeError(415, f"expected an image upload, got Content-Type '{ctype[:80]}'")
 
-    async def on_crash(request: Request, exc: Exception) -> Response:
-        # A bug must cost one request a 500, never the server. Starlette re-raises after this
-        # answer so that uvicorn logs the traceback; we do not log it a second time.
-        return error(500, f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
 
-    routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/api/models", models, methods=["GET"]),
-        Route("/api/samples/{name}.png", sample, methods=["GET"]),
-        Route("/api/translate/{model_id}", translate, methods=["POST"]),
-        Route("/api/generate/{model_id}", generate, methods=["POST"]),
-    ]
-    middleware: list[Middleware] = [Middleware(SameOriginMiddleware)]
-    if allowed_hosts is not None:
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
-    handlers: dict[Any, Any] = {ServeError: on_serve_error, HTTPException: on_http_error, Exception: on_crash}
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
-    app.state.service = svc
-    return app
+async def on_serve_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServeError)
+    return error(exc.status, exc.message)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: f"no such page: {request.url.path[:200]}", 405: "method not allowed here"}
+    return error(exc.status_code, messages.get(exc.status_code, str(exc.detail)), exc.headers)
+
+
+async def on_crash(request: Request, exc: Exception) -> Response:
+    # A bug must cost one request a 500, never the server. Starlette re-raises after this
+    # answer so that uvicorn logs the traceback; we do not log it a second time.
+    return error(500, f"internal error: {type(exc).__name__}: {str(exc)[:200]}")

@@ -1,5 +1,6 @@
-"""What ``gantool serve`` does, without the web framework: the loaded models, image upload
-checks, translation, sampling, latent editing and interpolation.
+"""What ``gantool serve`` does, without the web framework: the loaded models, translation,
+sampling, latent editing and interpolation (uploads are checked in :mod:`.uploads`, latent
+requests read in :mod:`.latents`, samples come from :mod:`.samples`).
 
 The web layer (:mod:`.app`) only reads requests, calls :class:`Service` and turns
 :class:`ServeError` into a status code, so everything here is testable without HTTP.
@@ -9,60 +10,40 @@ and bundled samples by name in a fixed table.
 
 from __future__ import annotations
 
-import base64
-import io
-import math
 import os
 import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from translator.errors import GantoolError
-from translator.runtime.generate import latent_noise, run_generator
+from translator.runtime.generate import run_generator
 from translator.runtime.options import RuntimeOptions
 from translator.runtime.session import Log, ModelSession, stderr_log
 
-#: Image formats accepted from clients. Pillow can open many more, but each exotic decoder
-#: is attack surface on a network service, and browsers could not show them anyway.
-UPLOAD_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
-DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
-MAX_SAMPLES = 64
-MAX_STEPS = 32
-#: Latent values are standard-normal; anything past this is a client bug, not a sample.
-MAX_LATENT_ABS = 100.0
-SAMPLE_NAMES: tuple[str, ...] = ("astronaut", "coffee", "chelsea")
-#: What each sample shows, in the words models name their domains with: the page offers a
-#: model the samples that suit its domains first.
-SAMPLE_SUBJECTS: dict[str, frozenset[str]] = {
-    "astronaut": frozenset({"face", "faces", "portrait", "person", "people", "human", "male",
-                            "female", "man", "men", "woman", "women", "young", "old"}),
-    "coffee": frozenset({"food", "drink", "coffee", "cup", "meal"}),
-    "chelsea": frozenset({"cat", "cats", "animal", "animals", "pet", "dog", "dogs"}),
-}
+from .errors import ServeError
+from .latents import MAX_SAMPLES, MAX_STEPS, requested_latents
+from .samples import SAMPLE_NAMES, load_sample, suited_samples
+from .uploads import (
+    DEFAULT_MAX_UPLOAD,
+    TRIM_AFTER_BYTES,
+    data_url,
+    decode_upload,
+    encode_png,
+    release_free_memory,
+    short_reason,
+    too_large,
+)
 
-
-def suited_samples(domains: Sequence[str]) -> list[str]:
-    """The samples whose subject a domain name mentions (``"male"``, ``"cat2dog"``), in
-    :data:`SAMPLE_NAMES` order."""
-    words = {w for d in domains for w in re.split(r"[^a-z]+", d.lower()) if w}
-    return [name for name in SAMPLE_NAMES if SAMPLE_SUBJECTS[name] & words]
-
-
-class ServeError(GantoolError):
-    """A request the server refuses, with the HTTP status that says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+__all__ = ["SAMPLE_NAMES", "ServeError", "ServedModel", "Service", "Timing", "decode_upload",
+           "load_sample", "model_ids", "suited_samples"]
 
 
 @dataclass
@@ -149,112 +130,6 @@ def model_ids(paths: Sequence[Path]) -> list[str]:
             name, n = f"{base}-{n}", n + 1
         ids.append(name)
     return ids
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    import cv2
-
-    # Level 1: several times faster than the default for a slightly larger file, which is
-    # the right trade on loopback.
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB array
-        raise ServeError(500, "could not encode the result as PNG")
-    return buf.tobytes()
-
-
-def data_url(image: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
-
-
-def decode_upload(data: bytes, max_pixels: int | None = None) -> np.ndarray:
-    """Uploaded bytes -> RGB uint8 array, or :class:`ServeError` saying what is wrong.
-
-    415: not an image in an accepted format; 413: more pixels than ``max_pixels`` (None:
-    the limit of every reader, ``GANTOOL_MAX_PIXELS``); 400: truncated/corrupt.
-    """
-    from PIL import UnidentifiedImageError
-
-    from translator.data.images import ImageReadError, decode_rgb, open_capped
-
-    if not data:
-        raise ServeError(400, "the request has no image: send the image file as the request body")
-    try:
-        img = open_capped(io.BytesIO(data), max_pixels, formats=UPLOAD_FORMATS)
-    except UnidentifiedImageError:
-        raise ServeError(
-            415, f"the upload is not an image in a supported format ({', '.join(UPLOAD_FORMATS)})"
-        ) from None
-    except ImageReadError as exc:
-        raise ServeError(413, f"the image is {exc}") from None
-    except Exception as exc:  # a corrupt header can raise nearly anything inside a plugin
-        raise ServeError(400, f"the image could not be read: {_short(exc)}") from None
-    if img.width < 1 or img.height < 1:
-        raise ServeError(400, "the image is empty (0 pixels)")
-    try:
-        # Phone photos store rotation in EXIF; browsers honour it when showing the input,
-        # so the result must too or input and output would not line up.
-        with img:
-            return decode_rgb(img)
-    except Exception as exc:
-        raise ServeError(400, f"the image is truncated or corrupt: {_short(exc)}") from None
-
-
-#: Results larger than this (bytes of RGB) give their freed memory back to the system.
-_TRIM_AFTER_BYTES = 16 * 1024 * 1024
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the system (glibc's ``malloc_trim``; elsewhere
-    nothing). Without it a server that decoded a few large uploads keeps their memory for
-    good: glibc holds freed pages in each worker thread's arena."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        _malloc_trim = _find_malloc_trim()
-    _malloc_trim(0)
-
-
-def _find_malloc_trim() -> Callable[[int], Any]:
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return lambda _pad: 0
-
-
-_malloc_trim: Callable[[int], Any] | None = None
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
-
-
-def _fallback_sample(name: str) -> np.ndarray:
-    """A generated stand-in when scikit-image is not installed: smooth colour gradients."""
-    h, w = 256, 256
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    phase = SAMPLE_NAMES.index(name) if name in SAMPLE_NAMES else 0
-    r = 127 + 127 * np.sin(xx / 23 + phase)
-    g = 127 + 127 * np.sin(yy / 31 + 2 * phase)
-    b = 127 + 127 * np.cos((xx + yy) / 41)
-    return np.stack([r, g, b], axis=-1).astype(np.uint8)
-
-
-def load_sample(name: str) -> np.ndarray:
-    """A bundled sample image by name (from scikit-image when it is installed)."""
-    if name not in SAMPLE_NAMES:
-        raise ServeError(404, f"unknown sample '{name}'; samples: {', '.join(SAMPLE_NAMES)}")
-    try:
-        from skimage import data
-    except ImportError:
-        return _fallback_sample(name)
-    try:
-        image = getattr(data, name)()
-    except Exception:  # a data file missing from a trimmed install
-        return _fallback_sample(name)
-    return np.ascontiguousarray(image[..., :3])
 
 
 class Service:
@@ -402,7 +277,7 @@ class Service:
                 image = self.sample(sample)[0]
             else:
                 if data is not None and len(data) > self.max_upload_bytes:
-                    raise ServeError(413, self._too_large(len(data)))
+                    raise ServeError(413, too_large(len(data), self.max_upload_bytes))
                 image = decode_upload(data or b"", self.max_pixels)
             extra: dict[str, str] = {}
             t0 = time.perf_counter()
@@ -410,15 +285,10 @@ class Service:
             model_ms = (time.perf_counter() - t0) * 1000
             png = encode_png(result)
         extra["X-Gantool-Size"] = f"{result.shape[1]}x{result.shape[0]}"
-        if result.size > _TRIM_AFTER_BYTES:
+        if result.size > TRIM_AFTER_BYTES:
             del image, result
             release_free_memory()
         return png, Timing((time.perf_counter() - start) * 1000, model_ms), extra
-
-    def _too_large(self, size: int | None) -> str:
-        limit = self.max_upload_bytes / (1024 * 1024)
-        got = f" ({size / (1024 * 1024):.1f} MB)" if size else ""
-        return f"the upload is too large{got}; the limit is {limit:.1f} MB"
 
     # -- generation ------------------------------------------------------------------------
 
@@ -427,25 +297,13 @@ class Service:
 
         - ``{"count": n, "seed": s}``: new standard-normal samples (seed optional);
         - ``{"latents": [[...], ...]}``: exactly these vectors (the sliders);
-        - ``{"interpolate": {"a": [...], "b": [...], "steps": k, "mode": "slerp"|"linear"}}``.
+        - ``{"interpolate": {"a": [...], "b": [...], "steps": k, "mode": "slerp"|"linear"}}``
+          (see :func:`.latents.requested_latents`).
 
         Returns ``{"images": [data URLs], "latents": [[...]], "seed": s|None, ...}``.
         """
         served = self.model(model_id, "generation")
-        dim = int(served.info.latent_dim or 0)
-        if not isinstance(request, dict):
-            raise ServeError(400, "the request body must be a JSON object")
-        seed: int | None = None
-        if "latents" in request:
-            latents = _latents(request["latents"], dim, "latents")
-        elif "interpolate" in request:
-            latents = _interpolation(request["interpolate"], dim)
-        else:
-            count = _int_field(request, "count", 16, 1, MAX_SAMPLES)
-            seed = _int_field(request, "seed", None, 0, 2**32 - 1)
-            if seed is None:
-                seed = int(np.random.default_rng().integers(0, 2**31))
-            latents = latent_noise(count, dim, seed)
+        latents, seed = requested_latents(request, int(served.info.latent_dim or 0))
         start = time.perf_counter()
         with self._slots:
             t0 = time.perf_counter()
@@ -483,7 +341,7 @@ def _run_pipeline(served: ServedModel, image: np.ndarray, faces: bool, extra: di
         if not _from_onnxruntime(exc):
             raise  # a bug of ours stays a 500 with its traceback in the log
         height, width = image.shape[:2]
-        message = f"the model cannot translate this {width}x{height} image: {_short(exc)}"
+        message = f"the model cannot translate this {width}x{height} image: {short_reason(exc)}"
         raise ServeError(400, message) from None
 
 
@@ -492,65 +350,3 @@ def _from_onnxruntime(exc: Exception) -> bool:
     return type(exc).__module__.startswith("onnxruntime")
 
 
-_Default = TypeVar("_Default", int, None)
-
-
-def _int_field(obj: dict[str, Any], key: str, default: _Default, lo: int, hi: int) -> int | _Default:
-    value = obj.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ServeError(422, f"'{key}' must be a whole number")
-    if not lo <= value <= hi:
-        raise ServeError(422, f"'{key}' must be between {lo} and {hi}")
-    return value
-
-
-def _vector(value: Any, dim: int, name: str) -> np.ndarray:
-    if not isinstance(value, list) or len(value) != dim:
-        raise ServeError(422, f"'{name}' must be a list of {dim} numbers (the model's latent size)")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-        raise ServeError(422, f"'{name}' must contain only numbers")
-    vec = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(vec)) or np.max(np.abs(vec)) > MAX_LATENT_ABS:
-        raise ServeError(422, f"'{name}' values must be finite and within ±{MAX_LATENT_ABS:g}")
-    return vec.astype(np.float32)
-
-
-def _latents(value: Any, dim: int, name: str) -> np.ndarray:
-    if not isinstance(value, list) or not 1 <= len(value) <= MAX_SAMPLES:
-        raise ServeError(422, f"'{name}' must be a list of 1 to {MAX_SAMPLES} latent vectors")
-    return np.stack([_vector(v, dim, f"{name}[{i}]") for i, v in enumerate(value)])
-
-
-def _interpolation(spec: Any, dim: int) -> np.ndarray:
-    if not isinstance(spec, dict):
-        raise ServeError(422, "'interpolate' must be an object with 'a', 'b' and 'steps'")
-    a, b = _vector(spec.get("a"), dim, "a"), _vector(spec.get("b"), dim, "b")
-    steps = _int_field(spec, "steps", 8, 2, MAX_STEPS)
-    assert steps is not None
-    mode = spec.get("mode", "slerp")
-    if mode not in ("slerp", "linear"):
-        raise ServeError(422, "'mode' must be 'slerp' or 'linear'")
-    return interpolate(a, b, steps, mode)
-
-
-def interpolate(a: np.ndarray, b: np.ndarray, steps: int, mode: str = "slerp") -> np.ndarray:
-    """``steps`` vectors from ``a`` to ``b`` (both ends included).
-
-    Spherical interpolation is the default: in high dimensions Gaussian samples lie near a
-    sphere, and the straight line between two of them passes through the low-norm middle,
-    which generators rarely saw in training (White, "Sampling Generative Networks", 2016).
-    """
-    ts = np.linspace(0.0, 1.0, steps, dtype=np.float64)[:, None]
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    if mode == "slerp":
-        na, nb = np.linalg.norm(a64), np.linalg.norm(b64)
-        if na > 0 and nb > 0:
-            cos = float(np.clip(np.dot(a64 / na, b64 / nb), -1.0, 1.0))
-            omega = math.acos(cos)
-            if omega > 1e-6 and math.sin(omega) > 1e-6:
-                s = math.sin(omega)
-                out = (np.sin((1 - ts) * omega) / s) * a64 + (np.sin(ts * omega) / s) * b64
-                return out.astype(np.float32)
-    return ((1 - ts) * a64 + ts * b64).astype(np.float32)
