@@ -278,6 +278,38 @@ def test_output_paths_rules(tmp_path):
         output_paths(tmp_path / "{model}.onnx", run, "c", both, False)
 
 
+def test_build_metadata_keeps_core_keys_the_exporters_and_plugin_keys_beside_them():
+    from types import SimpleNamespace
+
+    from translator.exporters.onnx_export import OnnxOptions, build_metadata
+
+    rc = SimpleNamespace(spec=SimpleNamespace(name="cyclegan"), train=SimpleNamespace(size=64),
+                         domain_names={"a": "day", "b": "night"})
+    plugin = {"architecture": "unet_64", "direction": "b2a", "gantool.latent_dim": "9"}
+    gen = SimpleNamespace(kind="translation", metadata=plugin, size_multiple=4, latent_dim=None)
+    props = build_metadata(gen, rc, 300, "a2b", OnnxOptions(fp16=True)).to_props()
+    assert props == {
+        meta.KIND: "translation", meta.MODEL: "cyclegan", meta.DIRECTION: "a2b",
+        meta.DOMAIN_FROM: "day", meta.DOMAIN_TO: "night", meta.INPUT_SIZE: "64",
+        meta.SIZE_MULTIPLE: "4", meta.INPUT_RANGE: "-1,1", meta.CHANNEL_ORDER: "RGB",
+        meta.VERSION: translator.__version__, meta.PRECISION: "fp16", meta.CHECKPOINT_STEP: "300",
+        "gantool.architecture": "unet_64",
+    }
+    gen = SimpleNamespace(kind="generation", metadata=plugin, size_multiple=1, latent_dim=16)
+    props = build_metadata(gen, rc, 5, None, OnnxOptions()).to_props()
+    assert props[meta.LATENT_DIM] == "16" and props[meta.PRECISION] == "fp32"
+    assert not {meta.DIRECTION, meta.DOMAIN_FROM, meta.DOMAIN_TO, meta.SIZE_MULTIPLE} & set(props)
+
+
+def test_reading_a_request_needs_neither_torch_nor_onnx():
+    code = ("import sys, translator.exporters.onnx_request as r;"
+            "r.OnnxOptions.from_request({'opset': '17', 'fp16': 'yes'});"
+            "print(sorted({'torch', 'onnx', 'onnxruntime'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_metadata_helpers_merge_and_prefix():
     model = onnx.ModelProto()
     meta.write_props(model, {"producer.note": "keep", meta.KIND: "generation"})

@@ -292,6 +292,31 @@ def test_interpolate_handles_parallel_and_zero_vectors():
     assert np.all(np.isfinite(out)) and np.allclose(out[-1], a)
 
 
+def test_requested_latents_reads_each_kind_of_request_without_a_model():
+    from translator.serve.errors import ServeError
+    from translator.serve.latents import requested_latents
+
+    noise, seed = requested_latents({"count": 3, "seed": 7}, 4)
+    assert noise.shape == (3, 4) and seed == 7
+    np.testing.assert_array_equal(requested_latents({"count": 3, "seed": 7}, 4)[0], noise)
+    given, seed = requested_latents({"latents": [[0, 1, 2, 3]]}, 4)
+    assert seed is None and given.tolist() == [[0, 1, 2, 3]]
+    steps, seed = requested_latents({"interpolate": {"a": [1, 0], "b": [0, 1], "steps": 4}}, 2)
+    assert seed is None and steps.shape == (4, 2)
+    for bad, status in (([1], 400), ({"count": 0}, 422), ({"latents": [[1, 2]]}, 422)):
+        with pytest.raises(ServeError) as caught:
+            requested_latents(bad, 4)
+        assert caught.value.status == status
+
+
+def test_slow_client_protocol_carries_its_own_timeouts():
+    from translator.serve.slow_clients import SlowClientProtocol, Timeouts, slow_client_protocol
+
+    short, default = slow_client_protocol(Timeouts(header=0.5)), slow_client_protocol(Timeouts())
+    assert issubclass(short, SlowClientProtocol) and short.timeouts.header == 0.5
+    assert default.timeouts.header == 10.0 and SlowClientProtocol.timeouts == Timeouts()
+
+
 # -- bad requests: each gets a clear status, and the server keeps serving ------------------
 
 

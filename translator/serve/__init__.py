@@ -1,7 +1,11 @@
 """``gantool serve``: a one-page web app over exported ONNX models.
 
-- :mod:`.service`: the models and what the page asks of them (framework-free, testable);
+- :mod:`.service`: the models and what the page asks of them (framework-free, testable),
+  with :mod:`.uploads` (image checks and encoding), :mod:`.latents` (reading generation
+  requests), :mod:`.samples` (the bundled images) and :mod:`.errors` (``ServeError``);
 - :mod:`.app`: the Starlette app, ``create_app(model_paths, ...)``;
+- :mod:`.server`: uvicorn, with :mod:`.slow_clients` closing connections that stall;
+  :mod:`.budget`: the bytes of uploads held at once;
 - ``page.html``: the page, one static file of HTML and vanilla JS.
 
 Starlette and uvicorn are the optional ``serve`` extra, so they are imported only here,
