@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint typecheck clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first: with a GPU, PyPI's CUDA build; without one, the CPU build 2.13.0. An
@@ -27,7 +27,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# mypy on the installed layout (plugins/ is translator.plugins, ...); see tools/typecheck.py.
+# mypy on the installed layout (plugins/ is translator.plugins, ...) and on tests/, benchmarks/,
+# examples/; see tools/typecheck.py.
 typecheck: $(STAMP)
 	$(PY) tools/typecheck.py
 

@@ -3,8 +3,9 @@
 pyproject's `package-dir` maps the top-level folders `plugins/`, `exporters/` and `cli/` to
 `translator.plugins`, `translator.exporters` and `translator.cli`. mypy finds modules by their
 folders and cannot follow the editable install's import hook, so this script builds a tree of
-symbolic links with the installed layout under `build/typecheck/`, runs mypy on it (settings in
-pyproject's `[tool.mypy]`), and reports errors at the real file paths. Extra arguments go to mypy.
+symbolic links with the installed layout under `build/typecheck/`, runs mypy on it and on the
+code that uses it (`tests/`, `benchmarks/`, `examples/`; settings in pyproject's `[tool.mypy]`),
+and reports errors at the real file paths. Extra arguments go to mypy.
 """
 
 from __future__ import annotations
@@ -55,11 +56,25 @@ def real_paths(line: str, prefixes: dict[str, str]) -> str:
     return line
 
 
+#: Folders of code that uses the package without being part of it; checked file by file.
+USERS = ("tests", "benchmarks", "examples")
+
+
+def user_files() -> list[str]:
+    """The Python files git keeps under USERS (not build output an example's install left)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--",
+                             *(f"{folder}/*.py" for folder in USERS)],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return sorted(path for path in listed.splitlines() if "/build/" not in path)
+
+
 def main() -> int:
     mapping = package_dirs()
     prefixes = build_tree(mapping)
     roots = sorted({package.split(".")[0] for package in mapping})
-    command = [sys.executable, "-m", "mypy", *(f"--package={root}" for root in roots), *sys.argv[1:]]
+    # The package as folders of the link tree (mypy takes packages or files, not both).
+    command = [sys.executable, "-m", "mypy", *(str((TREE / root).relative_to(ROOT)) for root in roots),
+               *user_files(), *sys.argv[1:]]
     env = {**os.environ, "MYPYPATH": str(TREE.relative_to(ROOT))}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     for line in result.stdout.splitlines():
