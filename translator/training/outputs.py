@@ -18,7 +18,7 @@ from ..config import TrainConfig
 from ..data.pipeline import to_uint8
 from ..errors import GantoolError
 from ..imaging import grid_image, plot_losses, save_image
-from ..safe_write import append_text, atomic_path, remove_stale_temporaries, write_text_atomic
+from ..safe_write import append_text, atomic_path, write_text_atomic
 from ..specs import ModelSpec
 from .checkpoint import list_checkpoints, prune_checkpoints, save_checkpoint
 from .gan import GANModel
@@ -114,20 +114,6 @@ class RunOutputs:
             self.board.close()
         if self.losses is not None and self.losses.path.stat().st_size:
             plot_losses(self.losses.path, self.run.run_dir / "logs" / "losses.png")
-
-
-def remove_stale_files(run_dir: Path) -> None:
-    """Temporaries a kill left between a write and its rename (``logs/.losses.tmp-*.png``)."""
-    for sub in (".", "logs", "samples", "cache"):
-        remove_stale_temporaries(run_dir / sub)
-
-
-def redraw_missing_plot(run_dir: Path) -> None:
-    """The loss plot of a finished run, if the end of the run did not get to draw it."""
-    logs = run_dir / "logs"
-    csv_path = logs / "losses.csv"
-    if not (logs / "losses.png").exists() and csv_path.is_file() and csv_path.stat().st_size:
-        plot_losses(csv_path, logs / "losses.png")
 
 
 class LossLog:

@@ -17,8 +17,9 @@ from typing import Any
 from .. import __version__
 from ..config import TrainConfig, check_ranges, config_from_dict, to_dict
 from ..errors import GantoolError
+from ..imaging import plot_losses
 from ..registry import get_registry
-from ..safe_write import process_alive, safe_component, write_text_atomic
+from ..safe_write import process_alive, remove_stale_temporaries, safe_component, write_text_atomic
 from ..specs import ModelSpec
 from .checkpoint import find_checkpoint, load_inference_weights, load_into, read_json
 
@@ -221,3 +222,17 @@ def load_model(run_dir: Path, step: int | None = None):
     load_into(model.nets, load_inference_weights(folder), folder)
     model.eval()
     return model, rc, int(folder.name.split("-")[1])
+
+
+def remove_stale_files(run_dir: Path) -> None:
+    """Temporaries a kill left between a write and its rename (``logs/.losses.tmp-*.png``)."""
+    for sub in (".", "logs", "samples", "cache"):
+        remove_stale_temporaries(run_dir / sub)
+
+
+def redraw_missing_plot(run_dir: Path) -> None:
+    """The loss plot of a finished run, if the end of the run did not get to draw it."""
+    logs = run_dir / "logs"
+    csv_path = logs / "losses.csv"
+    if not (logs / "losses.png").exists() and csv_path.is_file() and csv_path.stat().st_size:
+        plot_losses(csv_path, logs / "losses.png")

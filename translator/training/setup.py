@@ -48,8 +48,15 @@ from .device import (
 from .diffaugment import DiffAugment
 from .ema import WeightAverage
 from .gan import GANModel, StepContext
-from .outputs import redraw_missing_plot, remove_stale_files
-from .runs import check_train_config, default_run_dir, read_run_config, run_lock, write_run_config
+from .runs import (
+    check_train_config,
+    default_run_dir,
+    read_run_config,
+    redraw_missing_plot,
+    remove_stale_files,
+    run_lock,
+    write_run_config,
+)
 from .state import TrainingState
 
 #: A checkpoint to resume from: its folder, its training state and its weights.
