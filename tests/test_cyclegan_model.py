@@ -28,7 +28,7 @@ from translator.plugins.cyclegan.networks import (
 )
 from translator.plugins.cyclegan.pool import ImagePool
 
-from translator import GantoolError
+from translator import GantoolError, ModelSpec
 from translator.training.gan import StepContext, gradient_penalty, r1_penalty
 
 CONFIGS = {"resnet": CycleGANConfig, "unet": CycleGANUNetConfig, "mobile": CycleGANMobileConfig}
@@ -78,7 +78,7 @@ def roundtrip(obj):
 
 # -- registration ---------------------------------------------------------------------------
 def test_registers_three_translation_models():
-    specs = []
+    specs: list[ModelSpec] = []
     register_models(specs.append)
     by_name = {s.name: s for s in specs}
     assert set(by_name) == {"cyclegan", "cyclegan-unet", "cyclegan-mobile"}
@@ -86,9 +86,12 @@ def test_registers_three_translation_models():
         assert spec.kind == "translation"
         assert spec.augment == "crop-flip"
         assert spec.config().size == 256
-    summary = by_name["cyclegan-mobile"].summary(CycleGANMobileConfig())
+        assert spec.summary is not None
+    summarize_mobile, summarize_resnet = by_name["cyclegan-mobile"].summary, by_name["cyclegan"].summary
+    assert summarize_mobile is not None and summarize_resnet is not None
+    summary = summarize_mobile(CycleGANMobileConfig())
     assert "M parameters" in summary and "G conv multiply-adds per 256x256" in summary
-    assert "11.378 M" in by_name["cyclegan"].summary(CycleGANConfig())
+    assert "11.378 M" in summarize_resnet(CycleGANConfig())
 
 
 def test_plugin_import_does_not_import_torch():
@@ -192,32 +195,36 @@ def test_gan_losses():
         GANLoss("nope")
 
 
+class LinearCritic(nn.Module):
+    """D(x) = sum(w * x), with every weight 0.5: its gradient is w at every image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.full((1, 3, 4, 4), 0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.w).flatten(1).sum(1)
+
+
 def test_gradient_penalty_of_a_linear_critic():
-    # D(x) = sum(w * x) has gradient w everywhere, so the penalty is (|w| - 1)^2.
-    w = torch.full((1, 3, 4, 4), 0.5, requires_grad=True)
-
-    def critic(x):
-        return (x * w).flatten(1).sum(1)
-
+    # The gradient is w everywhere, so the penalty is (|w| - 1)^2.
+    critic = LinearCritic()
     real, fake = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
     penalty = gradient_penalty(critic, real, fake)
     expected = (math.sqrt(48 * 0.25) - 1) ** 2
     assert penalty.item() == pytest.approx(expected, rel=1e-5)
     penalty.backward()  # the penalty trains the critic
-    assert w.grad is not None and w.grad.abs().sum() > 0
+    assert critic.w.grad is not None and critic.w.grad.abs().sum() > 0
 
 
 def test_r1_penalty_of_a_linear_critic():
-    # D(x) = sum(w * x) has gradient w at every real image, so R1 is |w|^2.
-    w = torch.full((1, 3, 4, 4), 0.5, requires_grad=True)
-
-    def critic(x):
-        return (x * w).flatten(1).sum(1)
-
+    # The gradient is w at every real image, so R1 is |w|^2.
+    critic = LinearCritic()
     penalty = r1_penalty(critic, torch.rand(2, 3, 4, 4))
     assert penalty.item() == pytest.approx(48 * 0.25, rel=1e-5)
     penalty.backward()  # the penalty trains the critic: d|w|^2/dw = 2w
-    assert torch.allclose(w.grad, torch.ones_like(w))
+    assert critic.w.grad is not None
+    assert torch.allclose(critic.w.grad, torch.ones_like(critic.w))
 
 
 # -- image pool -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Torch-free at import time: the work is imported when the command runs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -49,12 +50,12 @@ Examples:
 @click.option("--epoch", default="latest", show_default=True,
               help="In a FOLDER: which files, <epoch>_net_G_A.pth...")
 def reference_command(sources: tuple[Path, ...], run_dir: Path | None, onnx_path: Path | None,
-                      domain_a: str | None, domain_b: str | None, size: int | None, data: str | None,
-                      epoch: str) -> None:
+                      epoch: str, **what_files_lack: Any) -> None:
+    # --domain-a, --domain-b, --size and --data are named after ImportOptions' fields.
     from .importer import ImportOptions, find_reference_files, import_reference, import_to_onnx
 
     files = find_reference_files(sources, epoch)
-    options = ImportOptions(domain_a, domain_b, size, data)
+    options = ImportOptions(**what_files_lack)
     if onnx_path is None:
         import_reference(files, run_dir, options, log=click.echo)
         return

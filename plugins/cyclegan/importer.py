@@ -26,7 +26,7 @@ from translator.training.checkpoint import load_into
 from translator.training.outputs import create_run
 from translator.training.runs import default_run_dir
 
-from .config import CycleGANConfig, CycleGANUNetConfig
+from .config import CycleGANConfig
 from .reference import (
     SUPPORTED,
     DiscriminatorArch,
@@ -35,6 +35,7 @@ from .reference import (
     detect_generator,
     read_state_dict,
 )
+from .variants import find_variant
 
 Log = Callable[[str], None]
 NETS = ("G_A", "G_B", "D_A", "D_B")
@@ -129,21 +130,18 @@ def trained_size(gen: GeneratorArch, size: int | None) -> int:
 
 def _model_and_config(nets: ImportedNets, size: int) -> tuple[ModelSpec, CycleGANConfig]:
     gen, disc = nets.generator, nets.discriminator
-    shared: dict[str, Any] = {"size": size, "ngf": gen.ngf}
+    # The reference's generator kinds are the keys of gantool's variants of them.
+    variant = find_variant(gen.kind)
+    options: dict[str, Any] = {"size": size, "ngf": gen.ngf, variant.depth_option: gen.depth}
     if disc is not None:
-        shared |= {"ndf": disc.ndf, "d_layers": disc.n_layers}
-    if gen.kind == "unet":
-        multiple = 2**gen.depth
-        config: CycleGANConfig = CycleGANUNetConfig(downs=gen.depth, **shared)
-        name = "cyclegan-unet"
-    else:
-        multiple = 4
-        config = CycleGANConfig(blocks=gen.depth, **shared)
-        name = "cyclegan"
+        options |= {"ndf": disc.ndf, "d_layers": disc.n_layers}
+    config = variant.config(**options)
+    with torch.device("meta"):  # only its size multiple is needed: nothing is allocated
+        multiple = variant.generator(config).size_multiple
     if size < 1 or size % multiple:
         raise GantoolError(f"--size {size}: a {gen.name} generator needs a multiple of "
                            f"{multiple}")
-    return get_registry().model(name), config
+    return get_registry().model(variant.name), config
 
 
 def _train_config(spec: ModelSpec, options: ImportOptions) -> TrainConfig:

@@ -30,7 +30,7 @@ from translator.training.gan import (
     set_requires_grad,
 )
 
-from .config import CycleGANConfig, CycleGANUNetConfig, resolve_blocks, resolve_downs
+from .config import CycleGANConfig
 from .losses import GANLoss
 from .networks import (
     MobileResnetGenerator,
@@ -39,36 +39,19 @@ from .networks import (
     UnetGenerator,
 )
 from .pool import ImagePool
+from .variants import find_variant
 
-VARIANTS = ("resnet", "unet", "mobile")
 #: Each variant's generator; every one says the multiple its sides need (``size_multiple``).
 Generator = ResnetGenerator | UnetGenerator | MobileResnetGenerator
 
 
 def build_generator(config: CycleGANConfig, variant: str) -> Generator:
     """One generator of ``variant`` (``resnet``, ``unet`` or ``mobile``) for ``config``."""
-    if variant == "resnet":
-        return ResnetGenerator(3, 3, ngf=config.ngf, n_blocks=resolve_blocks(config),
-                               upsample=config.upsample)
-    if variant == "unet":
-        assert isinstance(config, CycleGANUNetConfig), "the unet variant has its own config class"
-        return UnetGenerator(3, 3, num_downs=resolve_downs(config), ngf=config.ngf)
-    if variant == "mobile":
-        return MobileResnetGenerator(3, 3, ngf=config.ngf, n_blocks=resolve_blocks(config),
-                                     upsample=config.upsample)
-    raise ValueError(f"unknown CycleGAN variant '{variant}'; known: {', '.join(VARIANTS)}")
+    return find_variant(variant).generator(config)
 
 
 def build_discriminator(config: CycleGANConfig) -> nn.Module:
     return NLayerDiscriminator(3, ndf=config.ndf, n_layers=config.d_layers)
-
-
-def generator_name(config: CycleGANConfig, variant: str) -> str:
-    """The reference's name for the architecture, e.g. ``resnet_9blocks`` or ``unet_256``."""
-    if variant == "unet":
-        assert isinstance(config, CycleGANUNetConfig), "the unet variant has its own config class"
-        return f"unet_{2 ** resolve_downs(config)}"
-    return f"{variant}_{resolve_blocks(config)}blocks"
 
 
 def linear_decay(start: int, total: int) -> Callable[[int], float]:
@@ -111,10 +94,10 @@ class CycleGAN(GANModel):
         super().__init__(config)
         # The bounds and choices of the config's fields, also for callers of the library.
         check_ranges(config)
-        self.variant = variant
-        generator_a = build_generator(config, variant)
+        self.variant = find_variant(variant)
+        generator_a = self.variant.generator(config)
         self.nets["G_A"] = generator_a
-        self.nets["G_B"] = build_generator(config, variant)
+        self.nets["G_B"] = self.variant.generator(config)
         self.nets["D_A"] = build_discriminator(config)
         self.nets["D_B"] = build_discriminator(config)
         for net in self.nets.values():
@@ -251,8 +234,8 @@ class CycleGAN(GANModel):
 
     # -- leaving the run ----------------------------------------------------------------------
     def generators(self) -> dict[str, ExportableGenerator]:
-        arch = generator_name(self.config, self.variant)
-        wrapper = UNetExportable if self.variant == "unet" else ExportableGenerator
+        arch = self.variant.architecture(self.config)
+        wrapper = self.variant.exportable()
         return {
             direction: wrapper(
                 self.nets[net],
