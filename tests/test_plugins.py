@@ -13,7 +13,8 @@ import pytest
 
 import translator
 from translator.errors import GantoolError
-from translator.registry import Registry, get_registry, list_models
+from translator.registry import REGISTRATION_HOOKS, Registry, get_registry, list_models
+from translator.specs import DatasetSpec, ExporterSpec, FaceDetectorSpec, FigureSpec
 
 BUILTIN_MODELS = {"dcgan", "wgan", "wgan-gp"}
 export_runs = export_helpers.export_runs
@@ -190,6 +191,53 @@ def test_between_third_parties_the_first_by_name_wins(fresh_plugins):
     assert fresh_plugins.info["zed"].refused == ["model 'shared': already registered by plugin 'abe'"]
 
 
+def _sample_spec(spec_type: type, name: str):
+    """A ``spec_type`` called ``name``, its other required fields filled with stand-ins."""
+    fields = [f for f in dataclasses.fields(spec_type) if f.default is dataclasses.MISSING
+              and f.default_factory is dataclasses.MISSING]
+    return spec_type(**{f.name: name if f.name == "name" else object() for f in fields})
+
+
+@pytest.mark.parametrize("row", REGISTRATION_HOOKS, ids=lambda row: row.hook)
+def test_every_registration_hook_fills_its_table_and_names_its_kind(fresh_plugins, row):
+    @translator.hookimpl
+    def hook(register):
+        register(_sample_spec(row.spec_type, "tabled-thing"))
+
+    fresh_plugins.add_plugin(_module("tabled", **{row.hook: hook}), "tabled")
+    registry = Registry(fresh_plugins)
+    spec = registry.get(row.spec_type, "tabled-thing")
+    assert registry.specs(row.spec_type)["tabled-thing"] is spec and spec.plugin == "tabled"
+    assert fresh_plugins.info["tabled"].registered == [f"{row.word} tabled-thing"]
+    with pytest.raises(GantoolError, match=f"^unknown {row.word} 'tabled-thin'.*did you mean"):
+        registry.get(row.spec_type, "tabled-thin")
+    # What another hook registers never lands in this table.
+    assert all("tabled-thing" not in registry.specs(other.spec_type)
+               for other in REGISTRATION_HOOKS if other is not row)
+
+
+@pytest.mark.parametrize("row", REGISTRATION_HOOKS, ids=lambda row: row.hook)
+def test_every_registration_hook_refuses_another_spec_type(fresh_plugins, row):
+    @translator.hookimpl
+    def hook(register):
+        register(object())
+
+    fresh_plugins.add_plugin(_module("wrong", **{row.hook: hook}), "wrong")
+    Registry(fresh_plugins)
+    info = fresh_plugins.info["wrong"]
+    assert info.broken and f"expects a {row.spec_type.__name__}" in info.error
+
+
+def test_the_shorthands_are_the_tables_of_their_spec_types():
+    registry = get_registry()
+    assert registry.models is registry.specs(translator.ModelSpec)
+    assert registry.model("cyclegan") is registry.get(translator.ModelSpec, "cyclegan")
+    assert registry.exporters is registry.specs(ExporterSpec)
+    assert registry.datasets is registry.specs(DatasetSpec)
+    assert registry.face_detectors is registry.specs(FaceDetectorSpec)
+    assert registry.figures is registry.specs(FigureSpec)
+
+
 def _command_plugin():
     import click
 
@@ -270,6 +318,7 @@ def test_an_import_failure_names_the_file_and_line(install_fake_plugin):
     install_fake_plugin("crashes", "crashing_plugin", "import translator\n\nraise ValueError('bad')\n")
     pm = create_plugin_manager()
     error = pm.info["crashes"].error
+    assert error is not None
     assert error.startswith("ValueError: bad (") and error.endswith("crashing_plugin.py:3)")
 
 

@@ -8,6 +8,10 @@ than the spec names. Each implementation is called on its own, built-in plugins 
 name that is already taken is refused for the later registrant only, and a plugin whose
 hook raises is shown broken by ``gantool plugins``. ``docs/plugins.md`` is the guide; its
 hook table is checked against this file.
+
+A new hook that registers things is this file's hookspec, its spec type in
+:mod:`translator.specs`, one row of :data:`translator.registry.REGISTRATION_HOOKS` and one
+row of the guide's hook table; tests check that the four agree.
 """
 
 from __future__ import annotations

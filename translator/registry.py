@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import fnmatch
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import GantoolError
@@ -19,70 +20,124 @@ from .specs import DatasetSpec, ExporterSpec, FaceDetectorSpec, FigureSpec, Mode
 
 T = TypeVar("T")
 
-# hook name -> (spec type, human word)
-HOOKS: dict[str, tuple[type, str]] = {
-    "register_models": (ModelSpec, "model"),
-    "register_datasets": (DatasetSpec, "dataset"),
-    "register_exporters": (ExporterSpec, "exporter"),
-    "register_face_detectors": (FaceDetectorSpec, "face detector"),
-    "register_figures": (FigureSpec, "figure"),
-}
+
+@dataclass(frozen=True)
+class RegistrationHook:
+    """A hook whose implementations call ``register(spec)``, and how the registry keeps them.
+
+    Adding such a hook is: its hookspec (:mod:`translator.hookspecs`), its spec type
+    (:mod:`translator.specs`), a row of :data:`REGISTRATION_HOOKS` and a row of the hook
+    table in ``docs/plugins.md``; tests check that the four agree.
+    """
+
+    #: The hookspec's name, e.g. ``"register_models"``.
+    hook: str
+    #: What ``register()`` accepts; :meth:`Registry.specs` and :meth:`Registry.get` take it.
+    spec_type: type
+    #: One of them in messages (``unknown face detector 'x'``, ``gantool plugins``).
+    word: str
+
+
+REGISTRATION_HOOKS: tuple[RegistrationHook, ...] = (
+    RegistrationHook("register_models", ModelSpec, "model"),
+    RegistrationHook("register_datasets", DatasetSpec, "dataset"),
+    RegistrationHook("register_exporters", ExporterSpec, "exporter"),
+    RegistrationHook("register_face_detectors", FaceDetectorSpec, "face detector"),
+    RegistrationHook("register_figures", FigureSpec, "figure"),
+)
+#: Hooks that register no specs: ``register_commands(cli)`` adds click commands
+#: (:func:`translator.cli.add_plugin_commands` collects them).
+OTHER_HOOKS: tuple[str, ...] = ("register_commands",)
+_BY_SPEC_TYPE = {row.spec_type: row for row in REGISTRATION_HOOKS}
 
 
 class Registry:
-    """Everything registered by the loaded plugins, keyed by name."""
+    """Everything registered by the loaded plugins: per spec type, keyed by name."""
 
     def __init__(self, pm: PluginManager) -> None:
         self.pm = pm
-        self.models: dict[str, ModelSpec] = {}
-        self.datasets: dict[str, DatasetSpec] = {}
-        self.exporters: dict[str, ExporterSpec] = {}
-        self.face_detectors: dict[str, FaceDetectorSpec] = {}
-        self.figures: dict[str, FigureSpec] = {}
-        tables: dict[str, dict[str, Any]] = {
-            "register_models": self.models,
-            "register_datasets": self.datasets,
-            "register_exporters": self.exporters,
-            "register_face_detectors": self.face_detectors,
-            "register_figures": self.figures,
-        }
-        for hook_name, table in tables.items():
-            self._collect(hook_name, table)
-        self._drop_broken(tables.values())
+        self._tables: dict[type, dict[str, Any]] = {}
+        for row in REGISTRATION_HOOKS:
+            self._tables[row.spec_type] = self._collect(row)
+        self._drop_broken()
 
-    def _collect(self, hook_name: str, table: dict[str, Any]) -> None:
-        spec_type, word = HOOKS[hook_name]
+    def specs(self, spec_type: type[T]) -> dict[str, T]:
+        """Every registered spec of ``spec_type``, by name."""
+        return self._tables[spec_type]
+
+    def get(self, spec_type: type[T], name: str) -> T:
+        """The ``spec_type`` called ``name``; else a :class:`GantoolError` that lists the
+        known names and suggests a close one."""
+        return self._lookup(self._tables[spec_type], name, _BY_SPEC_TYPE[spec_type].word)
+
+    # Shorthands for the spec types the core looks up most.
+    @property
+    def models(self) -> dict[str, ModelSpec]:
+        return self.specs(ModelSpec)
+
+    @property
+    def datasets(self) -> dict[str, DatasetSpec]:
+        return self.specs(DatasetSpec)
+
+    @property
+    def exporters(self) -> dict[str, ExporterSpec]:
+        return self.specs(ExporterSpec)
+
+    @property
+    def face_detectors(self) -> dict[str, FaceDetectorSpec]:
+        return self.specs(FaceDetectorSpec)
+
+    @property
+    def figures(self) -> dict[str, FigureSpec]:
+        return self.specs(FigureSpec)
+
+    def model(self, name: str) -> ModelSpec:
+        return self.get(ModelSpec, name)
+
+    def dataset(self, name: str) -> DatasetSpec:
+        return self.get(DatasetSpec, name)
+
+    def exporter(self, name: str) -> ExporterSpec:
+        return self.get(ExporterSpec, name)
+
+    def face_detector(self, name: str) -> FaceDetectorSpec:
+        return self.get(FaceDetectorSpec, name)
+
+    def _collect(self, row: RegistrationHook) -> dict[str, Any]:
+        table: dict[str, Any] = {}
         pending: dict[str, list[Any]] = {}
 
         def kwargs_for(plugin_name: str) -> dict[str, Any]:
             added = pending.setdefault(plugin_name, [])
 
             def register(spec: Any) -> None:
-                if not isinstance(spec, spec_type):
-                    raise TypeError(f"register() expects a {spec_type.__name__}, got {spec!r}")
+                if not isinstance(spec, row.spec_type):
+                    raise TypeError(f"register() expects a {row.spec_type.__name__}, "
+                                    f"got {spec!r}")
                 added.append(spec)
 
             return {"register": register}
 
         # Only plugins whose call succeeded are yielded; a failed one adds nothing.
-        for plugin_name, _ in self.pm.call_each(hook_name, kwargs_for):
+        for plugin_name, _ in self.pm.call_each(row.hook, kwargs_for):
             info = self.pm.info.get(plugin_name)
             for spec in pending[plugin_name]:
                 if spec.name in table:
                     owner = table[spec.name].plugin
                     if info is not None:
-                        info.refused.append(f"{word} '{spec.name}': already registered by "
+                        info.refused.append(f"{row.word} '{spec.name}': already registered by "
                                             f"{self._describe_plugin(owner)}")
                     continue
                 table[spec.name] = dataclasses.replace(spec, plugin=plugin_name)
                 if info is not None:
-                    info.registered.append(f"{word} {spec.name}")
+                    info.registered.append(f"{row.word} {spec.name}")
+        return table
 
-    def _drop_broken(self, tables) -> None:
+    def _drop_broken(self) -> None:
         """A plugin that broke in a later hook keeps nothing it registered in an earlier one:
         a broken plugin is never half used."""
         broken = {name for name, info in self.pm.info.items() if info.broken}
-        for table in tables:
+        for table in self._tables.values():
             for name in [n for n, spec in table.items() if spec.plugin in broken]:
                 del table[name]
         for name in broken:
@@ -90,18 +145,6 @@ class Registry:
 
     def _describe_plugin(self, name: str) -> str:
         return f"built-in plugin '{name}'" if self.pm.is_builtin(name) else f"plugin '{name}'"
-
-    def model(self, name: str) -> ModelSpec:
-        return self._lookup(self.models, name, "model")
-
-    def dataset(self, name: str) -> DatasetSpec:
-        return self._lookup(self.datasets, name, "dataset")
-
-    def exporter(self, name: str) -> ExporterSpec:
-        return self._lookup(self.exporters, name, "exporter")
-
-    def face_detector(self, name: str) -> FaceDetectorSpec:
-        return self._lookup(self.face_detectors, name, "face detector")
 
     def _lookup(self, table: dict[str, T], name: str, word: str) -> T:
         if name in table:
