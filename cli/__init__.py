@@ -1,4 +1,4 @@
-"""The ``gantool`` command line: parses, calls library functions, prints.
+"""``translator.cli``: the ``gantool`` command line: parses, calls library functions, prints.
 
 This folder, ``cli/``, is the package ``translator.cli``: ``pyproject.toml`` maps the folder
 to that name (``[tool.setuptools] package-dir``), so ``translator.cli.train`` is

@@ -1,4 +1,4 @@
-"""gantool's core: plugin hooks, registries, data, the training loop, checkpoints, runtime.
+"""``translator``: gantool's core: plugin hooks, registries, data, the training loop, checkpoints, runtime.
 
 The folder ``translator/`` is this package; three sibling folders are its subpackages under
 other names (``pyproject.toml``, ``[tool.setuptools] package-dir``): ``plugins/`` is

@@ -1,4 +1,5 @@
-"""CycleGAN models: ``cyclegan`` (ResNet generator), ``cyclegan-unet``, ``cyclegan-mobile``.
+"""``translator.plugins.cyclegan``: CycleGAN models: ``cyclegan`` (ResNet generator),
+``cyclegan-unet``, ``cyclegan-mobile``.
 
 One row of :data:`.variants.VARIANTS` each. Importing this module does not import torch
 (``gantool --help`` stays fast): the networks are imported by ``build`` and ``summary``.

@@ -1,4 +1,5 @@
-"""The built-in data sets (entry point ``builtin_data``), registered like any third party's.
+"""``translator.plugins.datasets``: the built-in data sets (entry point ``builtin_data``),
+registered like any third party's.
 
 The named sets ``demo`` (synthetic, :mod:`.demo`) and ``digits`` (real handwritten digits,
 :mod:`.digits`), and the folder formats CelebA (:mod:`.celeba`), ``trainA/trainB`` and

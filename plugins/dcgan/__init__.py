@@ -1,4 +1,5 @@
-"""Noise-to-image GANs: DCGAN, WGAN (weight clipping) and WGAN-GP (gradient penalty).
+"""``translator.plugins.dcgan``: noise-to-image GANs: DCGAN, WGAN (weight clipping) and
+WGAN-GP (gradient penalty).
 
 Registration only; the networks live in :mod:`.model` and are imported when a model is
 built, so listing models stays fast.

@@ -1,6 +1,6 @@
-"""The built-in face plugins, entry point ``haar``: the face detectors of face-aware mode
-(``--faces``) and of ``--align-faces`` (OpenCV's Haar cascade, :mod:`.haar`; YuNet,
-:mod:`.yunet`; dlib's HOG detector with five landmarks, :mod:`.dlib_faces`), and the
+"""``translator.plugins.faces``: the built-in face plugins, entry point ``haar``: the face
+detectors of face-aware mode (``--faces``) and of ``--align-faces`` (OpenCV's Haar cascade,
+:mod:`.haar`; YuNet, :mod:`.yunet`; dlib's HOG detector with five landmarks, :mod:`.dlib_faces`), and the
 independent gender judge of ``gantool evaluate`` (:mod:`.judge`). The core finds them only
 through the registry, as it finds a third party's; a detector plugin looks exactly like
 this package."""

@@ -1,6 +1,7 @@
-"""What every data set shares: ``ImageList``, decoding (:mod:`.images`), the batch pipeline
-and caches (:mod:`.pipeline`). The data sets themselves are plugins (``register_datasets``;
-the built-in ones are in ``translator.plugins.datasets``)."""
+"""``translator.data``: what every data set shares: ``ImageList``, decoding (:mod:`.images`),
+the batch pipeline and caches (:mod:`.pipeline`), opening ``--data`` (:mod:`.datasets`). The
+data sets themselves are plugins (``register_datasets``; the built-in ones are in
+``translator.plugins.datasets``)."""
 
 from __future__ import annotations
 

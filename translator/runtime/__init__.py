@@ -1,4 +1,4 @@
-"""Running exported ONNX models on images, folders, video files and cameras.
+"""``translator.runtime``: running exported ONNX models on images, folders, video files and cameras.
 
 Submodules import onnxruntime and OpenCV only when used:
 

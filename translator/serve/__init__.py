@@ -1,4 +1,4 @@
-"""``gantool serve``: a one-page web app over exported ONNX models.
+"""``translator.serve``: ``gantool serve``: a one-page web app over exported ONNX models.
 
 - :mod:`.service`: the models and what the page asks of them (framework-free, testable),
   with :mod:`.uploads` (image checks and encoding), :mod:`.latents` (reading generation
