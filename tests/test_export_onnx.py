@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import export_helpers
@@ -78,7 +79,9 @@ def test_export_every_model_matches_pytorch_and_describes_itself(name, export_ru
     lines = result.output.splitlines()
     assert len(lines) == len(expected) and all(ln.startswith("Wrote ") for ln in lines), lines
     for line in lines:
-        reported = float(re.search(r"max error ([0-9.e+-]+)", line).group(1))
+        found = re.search(r"max error ([0-9.e+-]+)", line)
+        assert found, line
+        reported = float(found.group(1))
         assert 0 <= reported <= 1e-4
 
     names = rc.domain_names
@@ -338,18 +341,18 @@ def test_export_dispatches_to_any_registered_exporter(tmp_path):
 
     seen: list[ExportRequest] = []
 
-    class FakeExporter:
-        @staticmethod
-        @translator.hookimpl
-        def register_exporters(register):
-            def export(request: ExportRequest) -> list[Path]:
-                seen.append(request)
-                return [tmp_path / "x.fake"]
+    @translator.hookimpl
+    def register_exporters(register):
+        def export(request: ExportRequest) -> list[Path]:
+            seen.append(request)
+            return [tmp_path / "x.fake"]
 
-            register(translator.ExporterSpec("fake", "A test format", export))
+        register(translator.ExporterSpec("fake", "A test format", export))
 
+    fake_exporter = types.ModuleType("fake_exporter")
+    vars(fake_exporter).update(register_exporters=register_exporters)
     pm = create_plugin_manager()
-    pm.add_plugin(FakeExporter, "fake-exporter")
+    pm.add_plugin(fake_exporter, "fake-exporter")
     set_plugin_manager(pm)
     try:
         listing = invoke(["export", "--help"])

@@ -10,6 +10,7 @@ import json
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -336,7 +337,8 @@ def _chunks(total: int):
         yield b"\x89PNG" + b"\0" * 8188
 
 
-BAD_REQUESTS = {
+#: case: (method, url, request arguments, status, words the error must contain)
+BAD_REQUESTS: dict[str, tuple[str, str, dict[str, Any], int, str]] = {
     "oversized": (
         "post",
         "/api/translate/photo2negative",
@@ -601,7 +603,8 @@ def test_cli_help_and_errors(run_cli, model_dir, tmp_path):
 def test_loopback_hosts():
     from translator.serve.app import loopback_hosts
 
-    assert "localhost" in loopback_hosts("127.0.0.1")
+    local = loopback_hosts("127.0.0.1")
+    assert local is not None and "localhost" in local
     assert loopback_hosts("::1") is not None and loopback_hosts("localhost") is not None
     assert loopback_hosts("0.0.0.0") is None and loopback_hosts("192.168.1.5") is None
 
