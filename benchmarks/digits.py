@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from variants import overrides
 
 from translator.config import TrainConfig
 from translator.data.pipeline import to_uint8
-from translator.evaluate import evaluate_run
+from translator.evaluate import EvalOptions, evaluate_run
 from translator.registry import get_registry
 from translator.training import train
 from translator.training.checkpoint import STATE, WEIGHTS, find_checkpoint, load_average
@@ -32,7 +33,8 @@ from translator.training.checkpoint import STATE, WEIGHTS, find_checkpoint, load
 
 def score_run(run: Path, n: int = 500, step: int | None = None) -> dict:
     """``gantool evaluate``'s reading of ``n`` samples from fixed noise."""
-    figures = evaluate_run(run, step, max_images=n, seed=123, progress=False).figures["samples"]
+    options = EvalOptions(max_images=n, seed=123)
+    figures = evaluate_run(run, step, options, progress=False).figures["samples"]
     return {"mean_top_p": round(figures["mean top p"], 3), "classes": figures["classes covered"]}
 
 
@@ -58,7 +60,7 @@ def scores_at(run: Path, step: int | None = None) -> dict:
 
 
 def run_model(name: str, steps: int, batch: int, out: Path, seed: int,
-              max_images: int | None = None, variant: list[str] = (),
+              max_images: int | None = None, variant: Sequence[str] = (),
               score_every: int | None = None) -> dict:
     """Train with ``gantool train``'s defaults for the model plus the given settings."""
     spec = get_registry().model(name)

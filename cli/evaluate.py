@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from translator.cli.runtime import device_option
@@ -22,8 +23,8 @@ from translator.cli.runtime import device_option
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Noise seed of a generation run's samples.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def evaluate_command(run: Path, checkpoint: int | None, max_images: int | None, out: Path | None,
-                     batch_size: int, device: str, seed: int, no_progress: bool) -> None:
+def evaluate_command(run: Path, checkpoint: int | None, no_progress: bool,
+                     **options: Any) -> None:
     """How good is a run? Figures and a grid from its checkpoint.
 
     \b
@@ -39,11 +40,10 @@ def evaluate_command(run: Path, checkpoint: int | None, max_images: int | None, 
       gantool evaluate runs/cyclegan-20261123-101500
       gantool evaluate runs/RUN --checkpoint 1000 --max-images 200 -o eval-1000
     """
-    from translator.evaluate import evaluate_run
+    from translator.evaluate import EvalOptions, evaluate_run
 
-    result = evaluate_run(run, step=checkpoint, max_images=max_images, out=out,
-                          batch_size=batch_size, device=device, seed=seed,
-                          progress=not no_progress)
+    # --max-images, --out, --batch-size, --device and --seed are named after its fields.
+    result = evaluate_run(run, checkpoint, EvalOptions(**options), progress=not no_progress)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     counts = ", ".join(f"{c.label}: {result.images[c.name]}" for c in result.columns)

@@ -114,8 +114,8 @@ def test_serve_takes_its_face_detector_from_the_registry(plugins_without, tmp_pa
 
     pm = plugins_without("haar")
     stand_in = types.ModuleType("two_faces")
-    stand_in.register_face_detectors = translator.hookimpl(
-        lambda register: register(FaceDetectorSpec("haar", "two fixed boxes", _TwoFaces)))
+    vars(stand_in).update(register_face_detectors=translator.hookimpl(
+        lambda register: register(FaceDetectorSpec("haar", "two fixed boxes", _TwoFaces))))
     pm.add_plugin(stand_in, "two_faces")
     service = Service([make_invert_model(tmp_path / "photo2negative.onnx")], RuntimeOptions(provider="cpu"),
                       log=lambda m: None)

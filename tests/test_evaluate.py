@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import types
 from dataclasses import dataclass
@@ -17,11 +18,10 @@ import translator
 from translator.config import TrainConfig
 from translator.data.datasets import open_data
 from translator.data.pipeline import resize_square, to_tensor
-from translator.evaluate import evaluate_run
-from translator.gan import ExportableGenerator, GANModel
+from translator.evaluate import EvalOptions, evaluate_run
 from translator.registry import get_registry
-from translator.training.gan import ExportableGenerator, GANModel
 from translator.training import train
+from translator.training.gan import ExportableGenerator, GANModel
 
 TINY = {"ngf": 8, "ndf": 8, "d_layers": 2}
 
@@ -72,8 +72,9 @@ def test_digits_run_gets_its_grid_figures_and_table(run_cli, digits_run):
 
 
 def test_cycle_and_identity_l1_fall_as_the_digits_run_trains(digits_run, tmp_path):
-    early = evaluate_run(digits_run, step=1, out=tmp_path / "early", progress=False)
-    late = evaluate_run(digits_run, out=tmp_path / "late", progress=False)
+    early = evaluate_run(digits_run, step=1, options=EvalOptions(out=tmp_path / "early"),
+                         progress=False)
+    late = evaluate_run(digits_run, options=EvalOptions(out=tmp_path / "late"), progress=False)
     assert early.step == 1 and late.step == 40
     for direction in ("a2b", "b2a"):
         for name in ("cycle L1", "identity L1"):
@@ -89,6 +90,15 @@ def test_max_images_and_out(run_cli, digits_run, tmp_path):
     assert data["step"] == 1
     assert [c["images"] for c in data["columns"].values()] == [3, 3]
     assert np.asarray(Image.open(tmp_path / "e" / "grid.png")).shape[0] == 3 * 66 + 2
+
+
+def test_the_commands_other_options_are_exactly_the_eval_options():
+    # The command hands them to EvalOptions by name: a renamed flag must fail here.
+    from translator.cli.evaluate import evaluate_command
+
+    own = {"run", "checkpoint", "no_progress"}
+    passed_on = {param.name for param in evaluate_command.params} - own
+    assert passed_on == {field.name for field in dataclasses.fields(EvalOptions)}
 
 
 def test_demo_run_gets_l1_figures_only(run_cli, tmp_path):
@@ -149,8 +159,9 @@ class ScaleGAN(GANModel):
 
     def __init__(self, config: ScaleConfig) -> None:
         super().__init__(config)
-        self.nets["w"] = nn.Linear(1, 1, bias=False)
-        nn.init.constant_(self.nets["w"].weight, config.scale)
+        linear = nn.Linear(1, 1, bias=False)
+        nn.init.constant_(linear.weight, config.scale)
+        self.nets["w"] = linear
 
     def configure_optimizers(self):
         return {"w": torch.optim.SGD(self.parameters(), lr=0.0)}
@@ -162,7 +173,9 @@ class ScaleGAN(GANModel):
         return fixed["a"], 4
 
     def generators(self):
-        module = _Scale(self.nets["w"])
+        linear = self.nets["w"]
+        assert isinstance(linear, nn.Linear)
+        module = _Scale(linear)
         return {d: ExportableGenerator(module, "translation", size_multiple=1) for d in ("a2b", "b2a")}
 
 
@@ -210,7 +223,7 @@ def scale_plugin(fresh_plugins):
             lambda run, column: MeanOutput() if column.kind == "generation" else None))
 
     module = types.ModuleType("scale_plugin")
-    module.register_models, module.register_figures = register_models, register_figures
+    vars(module).update(register_models=register_models, register_figures=register_figures)
     fresh_plugins.add_plugin(module, "scale-plugin")
     return fresh_plugins
 
@@ -223,7 +236,7 @@ def _demo_test_images(key: str, count: int) -> torch.Tensor:
 @pytest.mark.parametrize("scale", [-1.0, 0.5])
 def test_l1_figures_are_exact_for_a_model_we_can_compute(scale_plugin, tmp_path, scale):
     run = _train(tmp_path / "scale", "scale", 1, ScaleConfig(scale=scale), data="demo")
-    result = evaluate_run(run, max_images=10, batch_size=4, progress=False)
+    result = evaluate_run(run, options=EvalOptions(max_images=10, batch_size=4), progress=False)
     a = _demo_test_images("a", 10)
     b = _demo_test_images("b", 10)
     figures = result.figures["a2b"]

@@ -8,6 +8,7 @@ against itself. Values are random; nothing is downloaded.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -462,6 +463,16 @@ def test_a_pickle_that_runs_code_is_refused_and_runs_nothing(cli, tmp_path):
     assert result.exit_code == 1 and "never runs code from a file" in result.output
     assert not marker.exists()
     assert not (tmp_path / "run").exists()
+
+
+def test_the_commands_other_options_are_exactly_the_import_options():
+    # The command hands them to ImportOptions by name: a renamed flag must fail here.
+    from translator.plugins.cyclegan.commands import reference_command
+    from translator.plugins.cyclegan.importer import ImportOptions
+
+    own = {"sources", "run_dir", "onnx_path", "epoch"}
+    passed_on = {param.name for param in reference_command.params} - own
+    assert passed_on == {field.name for field in dataclasses.fields(ImportOptions)}
 
 
 def test_the_command_comes_from_the_plugin_and_its_help_skips_torch():

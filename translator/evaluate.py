@@ -272,49 +272,69 @@ class _Pass:
     images: dict[str, int] = field(default_factory=dict)
     grid: list[torch.Tensor] = field(default_factory=list)
     nrow: int = 8
+
+
+@dataclass
+class _Evaluating:
+    """What every step of one evaluation shares: the run, where it runs, what it notes."""
+
+    rc: RunConfig
+    device: torch.device
+    batch_size: int
+    bar: tqdm
     notes: list[str] = field(default_factory=list)
 
 
-def _translation_pass(model, rc: RunConfig, domains: dict[str, ImageList], device: torch.device,
-                      batch_size: int, bar: tqdm) -> _Pass:
-    a2b, b2a = (g.module for g in _need(model.generators(), ("a2b", "b2a"), rc))
+@dataclass(frozen=True)
+class _Direction:
+    """One translation direction: its column, the generator there and the one back."""
+
+    column: Column
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    back: Callable[[torch.Tensor], torch.Tensor]
+    source: ImageList
+    target: ImageList
+
+
+def _translation_pass(model: Any, ev: _Evaluating, domains: dict[str, ImageList]) -> _Pass:
+    a2b, b2a = (g.module for g in _need(model.generators(), ("a2b", "b2a"), ev.rc))
     result = _Pass(nrow=6)
     triples = {}
-    for direction, forward, back, src, dst in (("a2b", a2b, b2a, "a", "b"),
-                                               ("b2a", b2a, a2b, "b", "a")):
-        column = Column(direction, "translation", domains[src].name, domains[dst].name)
+    for name, forward, back, src, dst in (("a2b", a2b, b2a, "a", "b"),
+                                          ("b2a", b2a, a2b, "b", "a")):
+        column = Column(name, "translation", domains[src].name, domains[dst].name)
         result.columns.append(column)
-        result.figures[direction], result.images[direction], triples[direction] = _direction(
-            rc, column, forward, back, domains[src], domains[dst], device, batch_size, bar,
-            result.notes)
+        direction = _Direction(column, forward, back, domains[src], domains[dst])
+        result.figures[name], result.images[name], triples[name] = _direction(ev, direction)
     result.grid = _side_by_side(triples["a2b"], triples["b2a"])
     return result
 
 
-def _direction(rc: RunConfig, column: Column, forward, back, source: ImageList, target: ImageList,
-               device: torch.device, batch_size: int, bar: tqdm, notes: list[str]):
+def _direction(ev: _Evaluating,
+               way: _Direction) -> tuple[dict[str, float], int, list[torch.Tensor]]:
     """Figures, image count and grid rows of one direction."""
     cycle, identity = MeanFigure(_cycle_l1), MeanFigure(_identity_l1)
-    figures = _plugin_figures(rc, column, notes)
+    figures = _plugin_figures(ev.rc, way.column, ev.notes)
     rows: list[torch.Tensor] = []
     count = 0
-    for real in _batches(source, rc.train.size, batch_size, notes):
-        fake = forward(real.to(device)).float().clamp(-1, 1)
-        rec = back(fake).float().clamp(-1, 1).cpu()
+    for real in _batches(way.source, ev.rc.train.size, ev.batch_size, ev.notes):
+        fake = way.forward(real.to(ev.device)).float().clamp(-1, 1)
+        rec = way.back(fake).float().clamp(-1, 1).cpu()
         fake = fake.cpu()
-        batch = EvalBatch(column, real, fake, rec)
+        batch = EvalBatch(way.column, real, fake, rec)
         cycle.update(batch)
-        _update(figures, batch, notes)
+        _update(figures, batch, ev.notes)
         rows += [torch.stack(t) for t in zip(real, fake, rec, strict=True)][:GRID_ROWS - len(rows)]
         count += len(real)
-        bar.update(len(real))
+        ev.bar.update(len(real))
     if count == 0:
-        raise GantoolError(f"no readable image in domain '{source.name}' to evaluate")
+        raise GantoolError(f"no readable image in domain '{way.source.name}' to evaluate")
     # Identity: this generator's change to images already in its target domain.
-    for real in _batches(target, rc.train.size, batch_size, notes):
-        identity.update(EvalBatch(column, real, forward(real.to(device)).float().clamp(-1, 1).cpu()))
-        bar.update(len(real))
-    return {**cycle.result(), **identity.result(), **_results(figures, notes)}, count, rows
+    for real in _batches(way.target, ev.rc.train.size, ev.batch_size, ev.notes):
+        translated = way.forward(real.to(ev.device)).float().clamp(-1, 1).cpu()
+        identity.update(EvalBatch(way.column, real, translated))
+        ev.bar.update(len(real))
+    return {**cycle.result(), **identity.result(), **_results(figures, ev.notes)}, count, rows
 
 
 def _side_by_side(left: list[torch.Tensor], right: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -328,69 +348,76 @@ def _side_by_side(left: list[torch.Tensor], right: list[torch.Tensor]) -> list[t
     return cells
 
 
-def _generation_pass(model, rc: RunConfig, count: int, device: torch.device, batch_size: int,
-                     seed: int, bar: tqdm) -> _Pass:
-    (exportable,) = _need(model.generators(), ("generator",), rc)
+def _generation_pass(model: Any, ev: _Evaluating, count: int, seed: int) -> _Pass:
+    (exportable,) = _need(model.generators(), ("generator",), ev.rc)
     gen, latent = exportable.module, exportable.latent_dim or 1
-    column = Column("samples", "generation", None, rc.train.domain_a)
+    column = Column("samples", "generation", None, ev.rc.train.domain_a)
     result = _Pass()
     diversity = MeanFigure(_diversity_l1)
-    figures = _plugin_figures(rc, column, result.notes)
+    figures = _plugin_figures(ev.rc, column, ev.notes)
     # All noise drawn at once: the samples do not depend on the batch size.
     noise = torch.randn(count, latent, generator=torch.Generator().manual_seed(seed))
-    for start in range(0, count, batch_size):
-        z = noise[start:start + batch_size]
-        samples = gen(z.to(device)).float().clamp(-1, 1).cpu()
+    for start in range(0, count, ev.batch_size):
+        z = noise[start:start + ev.batch_size]
+        samples = gen(z.to(ev.device)).float().clamp(-1, 1).cpu()
         batch = EvalBatch(column, z, samples)
         diversity.update(batch)
-        _update(figures, batch, result.notes)
+        _update(figures, batch, ev.notes)
         result.grid += list(samples[:GRID_SAMPLES - len(result.grid)])
-        bar.update(len(z))
+        ev.bar.update(len(z))
     result.columns.append(column)
-    result.figures["samples"] = {**diversity.result(), **_results(figures, result.notes)}
+    result.figures["samples"] = {**diversity.result(), **_results(figures, ev.notes)}
     result.images["samples"] = count
     return result
 
 
-def evaluate_run(
-    run_dir: Path,
-    step: int | None = None,
-    max_images: int | None = None,
-    out: Path | None = None,
-    batch_size: int = 16,
-    device: str = "auto",
-    seed: int = 0,
-    progress: bool = True,
-) -> Evaluation:
+@dataclass(frozen=True)
+class EvalOptions:
+    """What :func:`evaluate_run` evaluates, where it writes and how it runs."""
+
+    #: Images per domain (translation; default all test images) or samples (generation;
+    #: default :data:`DEFAULT_SAMPLES`).
+    max_images: int | None = None
+    #: Folder for ``grid.png`` and ``figures.json`` (default ``RUN/eval/step-NNNNNNN``).
+    out: Path | None = None
+    batch_size: int = 16
+    device: str = "auto"
+    #: Noise seed of a generation run's samples.
+    seed: int = 0
+
+
+def evaluate_run(run_dir: Path, step: int | None = None,
+                 options: EvalOptions = EvalOptions(), progress: bool = True) -> Evaluation:
     """Evaluate a run's checkpoint (``step``, default the latest) and write its figures.
 
-    Writes ``grid.png`` and ``figures.json`` to ``out`` (default ``RUN/eval/step-NNNNNNN``).
-    ``max_images`` caps the images per domain (translation) or sets the number of samples
-    (generation, default 500).
+    Writes ``grid.png`` and ``figures.json`` to ``options.out`` (default
+    ``RUN/eval/step-NNNNNNN``). ``options.max_images`` caps the images per domain
+    (translation) or sets the number of samples (generation, default 500).
     """
-    if max_images is not None and max_images < 1:
+    if options.max_images is not None and options.max_images < 1:
         raise GantoolError("--max-images must be at least 1")
-    if batch_size < 1:
+    if options.batch_size < 1:
         raise GantoolError("--batch-size must be at least 1")
     run_dir = Path(run_dir)
     model, rc, step = load_model(run_dir, step)
-    torch_device = choose_device(device, announce=False)
+    torch_device = choose_device(options.device, announce=False)
     model.to(torch_device)
     with torch.no_grad():
         if rc.spec.kind == "translation":
-            domains, where = evaluation_images(rc, max_images)
+            domains, where = evaluation_images(rc, options.max_images)
             total = 2 * sum(len(lst) for lst in domains.values())
             with _bar(total, progress) as bar:
-                result = _translation_pass(model, rc, domains, torch_device, batch_size, bar)
+                ev = _Evaluating(rc, torch_device, options.batch_size, bar)
+                result = _translation_pass(model, ev, domains)
         else:
-            count = max_images or DEFAULT_SAMPLES
-            where = f"{count} samples from fixed noise (seed {seed})"
+            count = options.max_images or DEFAULT_SAMPLES
+            where = f"{count} samples from fixed noise (seed {options.seed})"
             with _bar(count, progress) as bar:
-                result = _generation_pass(model, rc, count, torch_device, batch_size, seed, bar)
+                ev = _Evaluating(rc, torch_device, options.batch_size, bar)
+                result = _generation_pass(model, ev, count, options.seed)
+    out = Path(options.out) if options.out else run_dir / "eval" / step_dir_name(step)
     evaluation = Evaluation(run_dir, rc.spec.name, step, rc.spec.kind, where, result.columns,
-                            result.images, result.figures,
-                            Path(out) if out else run_dir / "eval" / step_dir_name(step),
-                            list(dict.fromkeys(result.notes)))
+                            result.images, result.figures, out, list(dict.fromkeys(ev.notes)))
     evaluation.out_dir.mkdir(parents=True, exist_ok=True)
     save_grid(to_uint8(torch.stack(result.grid)), result.nrow, evaluation.grid)
     write_text_atomic(evaluation.json_path, json.dumps(evaluation.to_json(), indent=2) + "\n")

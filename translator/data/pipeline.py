@@ -215,32 +215,29 @@ def create_caches(domains: dict[str, ImageList], folder: Path, size: int,
             if any(isinstance(item, Path) for item in images.items[:1])}
 
 
+@dataclass(eq=False)
 class StepBatches(torch.utils.data.Dataset):
-    """Map-style dataset whose item ``s`` is the whole batch for training step ``s``."""
+    """Map-style dataset whose item ``s`` is the whole batch for training step ``s``.
 
-    def __init__(
-        self,
-        domains: dict[str, ImageList],
-        batch_size: int,
-        size: int,
-        augment: Augmentation | str,
-        seed: int,
-        total_steps: int,
-        rank: int = 0,
-        world_size: int = 1,
-        caches: dict[str, DecodeCache] | None = None,
-    ) -> None:
-        self.domains = domains
-        self.caches = caches or {}
-        self.batch_size = batch_size
-        self.size = size
-        self.augment = Augmentation.of(augment)
-        self.seed = seed
-        self.total_steps = total_steps
-        self.rank = rank
-        self.world_size = world_size
-        self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
-        self._warned: set[str] = set()
+    ``rank`` of ``world_size`` is this process's share of a distributed run; ``caches``
+    hold decoded images (:func:`create_caches`).
+    """
+
+    domains: dict[str, ImageList]
+    batch_size: int
+    size: int
+    augment: Augmentation | str
+    seed: int
+    total_steps: int
+    rank: int = 0
+    world_size: int = 1
+    caches: dict[str, DecodeCache] = dataclasses.field(default_factory=dict)
+    _perm_cache: dict[tuple[int, int], np.ndarray] = dataclasses.field(
+        default_factory=dict, init=False, repr=False)
+    _warned: set[str] = dataclasses.field(default_factory=set, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.augment = Augmentation.of(self.augment)
 
     def __len__(self) -> int:
         return self.total_steps
