@@ -30,23 +30,11 @@ from translator.errors import GantoolError
 from translator.safe_write import temporary_sibling
 from translator.specs import ExportRequest
 
-# Options, generator choice and file names are read in onnx_request (torch-free); they are
-# imported here too, where callers have always found them.
-from .onnx_request import (
-    DEFAULT_OPSET,
-    DIRECTIONS,
-    Log,
-    OnnxOptions,
-    output_paths,
-    select_generators,
-    trained_only,
-)
+# Options, generator choice and file names are read in onnx_request (torch-free);
+# DEFAULT_OPSET and output_paths are still found here too.
+from .onnx_request import DEFAULT_OPSET as DEFAULT_OPSET
+from .onnx_request import OnnxOptions, output_paths, select_generators, trained_only
 from .quiet import captured_output
-
-__all__ = [
-    "DEFAULT_OPSET", "DIRECTIONS", "ExportedFile", "Log", "OnnxOptions", "export_run",
-    "output_paths", "prepare", "select_generators", "trained_only",
-]
 
 #: The lowest opset torch's dynamo exporter implements; lower ones are attempted through
 #: ONNX version conversion, which fails for some ops (CycleGAN's Pad cannot go below 18).

@@ -42,9 +42,6 @@ from .uploads import (
     too_large,
 )
 
-__all__ = ["SAMPLE_NAMES", "ServeError", "ServedModel", "Service", "Timing", "decode_upload",
-           "load_sample", "model_ids", "suited_samples"]
-
 
 @dataclass
 class ServedModel:
