@@ -150,36 +150,18 @@ def translate_command(run: str, inputs: tuple[str, ...], output: str | None, dir
     show_default=True,
     help="Where the s key saves snapshots.",
 )
-def webcam_command(
-    model: str,
-    camera: int,
-    source: str | None,
-    record: str | None,
-    max_frames: int | None,
-    detect_every: int,
-    no_window: bool,
-    snapshot_dir: str,
-    options: RuntimeOptions,
-) -> None:
+def webcam_command(model: str, camera: int, source: str | None, no_window: bool,
+                   options: RuntimeOptions, **flags: Any) -> None:
     """Translate a live camera (or --source video) stream.
 
     Keys: q quit, f faces on/off, space original/translated, s snapshot.
     """
-    from translator.runtime.webcam import run_webcam
+    from translator.runtime.webcam import WebcamOptions, run_webcam
 
-    result = run_webcam(
-        model,
-        options,
-        camera=camera,
-        source=source,
-        record=record,
-        max_frames=max_frames,
-        detect_every=detect_every,
-        window=not no_window,
-        snapshot_dir=snapshot_dir,
-        log=_log,
-    )
-    if no_window and record is None:
+    # The remaining flags (record, max_frames, detect_every, snapshot_dir) are its fields.
+    live = WebcamOptions(window=not no_window, **flags)
+    result = run_webcam(model, source if source is not None else camera, options, live, log=_log)
+    if no_window and live.record is None:
         click.echo("Nothing was shown or written (--no-window without --record): the figures "
                    "below are all this run gives.")
     dropped = f", {result.dropped} dropped to keep up" if result.dropped else ""

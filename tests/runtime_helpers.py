@@ -42,7 +42,7 @@ def _save(graph, path: Path, metadata: dict[str, str] | None) -> Path:
 def make_invert_model(
     path: Path,
     metadata: dict[str, str] | None = GANTOOL_META,
-    shape: tuple = ("N", 3, "H", "W"),
+    shape: tuple[str | int, ...] = ("N", 3, "H", "W"),
     scale: float = -1.0,
     offset: float = 0.0,
 ) -> Path:
@@ -72,7 +72,7 @@ def make_generator_model(path: Path, latent_dim: int = 8, size: int = 8, dcgan_i
 
     rng = np.random.default_rng(1)
     weight = rng.standard_normal((latent_dim, 3 * size * size)).astype(np.float32)
-    in_shape = ["N", latent_dim, 1, 1] if dcgan_input else ["N", latent_dim]
+    in_shape: list[str | int] = ["N", latent_dim, 1, 1] if dcgan_input else ["N", latent_dim]
     x = helper.make_tensor_value_info("z", TensorProto.FLOAT, in_shape)
     y = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, size, size])
     inits = [
@@ -106,7 +106,7 @@ def write_video(path: Path, frames: int = 60, size: tuple[int, int] = (96, 64), 
     import cv2
 
     w, h = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
     assert writer.isOpened()
     yy, xx = np.mgrid[0:h, 0:w]
     for i in range(frames):

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -251,11 +252,13 @@ def test_an_out_of_range_flag_is_one_error_line(flag, tmp_path):
     assert flag[0] in result.output and not out.exists()
 
 
-BAD_CONFIG_VALUES = {"train": {"seed": [-1, 99999999999999999999], "epochs": [float("inf")],
-                               "ema": [float("nan"), float("inf")], "size": [float("nan")]},
-                     "model_config": {"ngf": [0], "ndf": [0], "lr": [-1, float("nan")],
-                                      "beta1": [2], "beta2": [1.0], "init_std": [-1],
-                                      "gan_loss": ["evil"], "pool_size": [-5]}}
+_FieldValues = dict[str, dict[str, list[Any]]]
+BAD_CONFIG_VALUES: _FieldValues = {
+    "train": {"seed": [-1, 99999999999999999999], "epochs": [float("inf")],
+              "ema": [float("nan"), float("inf")], "size": [float("nan")]},
+    "model_config": {"ngf": [0], "ndf": [0], "lr": [-1, float("nan")],
+                     "beta1": [2], "beta2": [1.0], "init_std": [-1],
+                     "gan_loss": ["evil"], "pool_size": [-5]}}
 
 
 def test_the_same_values_in_config_json_are_one_error_line(cycle_run, tmp_path):

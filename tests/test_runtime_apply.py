@@ -226,7 +226,7 @@ def test_video_with_faces(tmp_path, model):
     import cv2
 
     path = tmp_path / "face.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (256, 256))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (256, 256))
     base = cv2.resize(astronaut()[..., ::-1], (256, 256))
     for i in range(8):  # the face drifts by a pixel a frame
         writer.write(np.ascontiguousarray(np.roll(base, i, axis=1)))
@@ -250,20 +250,20 @@ def test_broken_video_is_reported_not_fatal(tmp_path, model):
 
 @pytest.mark.parametrize("error", [OSError("No space left on device"), GantoolError("encoder gave up")])
 def test_video_failing_midway_is_reported_not_fatal(tmp_path, model, monkeypatch, error):
-    from translator.runtime.video import VideoOutput
+    from translator.runtime.video import VideoSink
 
     src = tmp_path / "in"
     src.mkdir()
     write_video(src / "clip.mp4", frames=12)
     Image.fromarray(data.coffee()).save(src / "ok.png")
-    real_write = VideoOutput.write
+    real_write = VideoSink.write
 
     def write_then_fail(self, frame):
         if self.frames == 5:
             raise error
         real_write(self, frame)
 
-    monkeypatch.setattr(VideoOutput, "write", write_then_fail)
+    monkeypatch.setattr(VideoSink, "write", write_then_fail)
     report = apply(model, [src], tmp_path / "out", RuntimeOptions(provider="cpu", progress=False),
                    log=lambda m: None)
     assert [(p.name, str(error) in why) for p, why in report.failed] == [("clip.mp4", True)]

@@ -15,8 +15,9 @@ from translator.runtime.faces import (
     CutDetector,
     color_match,
     create_detector,
+    detect_rgb,
 )
-from translator.runtime.pipeline import FaceOptions, FramePipeline, detect_rgb
+from translator.runtime.pipeline import FaceOptions, FramePipeline
 from translator.runtime.session import ModelSession
 
 FACE = (177, 66, 95, 95)  # where the frontal Haar cascade finds the astronaut's face
@@ -139,7 +140,7 @@ def test_box_smoother_matches_the_second_of_two_tracks():
 
 
 def test_faces_plugin_registers_haar_and_yunet():
-    specs = []
+    specs: list = []
     faces_plugin.register_face_detectors(register=specs.append)
     by_name = {s.name: s for s in specs}
     assert set(by_name) == {"dlib", "haar", "yunet"}

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from translator.cli import cli
 
-from cli import cli
 from translator.errors import GantoolError
 from translator.runtime.options import RuntimeOptions
 

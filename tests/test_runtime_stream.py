@@ -10,14 +10,15 @@ import time
 import numpy as np
 import pytest
 from runtime_helpers import make_invert_model
-from test_runtime_webcam import FakeCamera
+from test_runtime_webcam import FakeCamera, _camera
 
 from translator.runtime import session as session_module
-from translator.runtime import webcam
+from translator.runtime import sources, webcam
 from translator.runtime.options import RuntimeOptions
 from translator.runtime.pipeline import FaceOptions, FramePipeline
 from translator.runtime.session import ModelSession
 from translator.runtime.stages import END, Frame, Mailbox, Stage
+from translator.runtime.webcam import WebcamOptions
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_stages_drop_old_frames_but_keep_order_when_live():
 
 def test_threaded_webcam_delivers_numbered_frames_in_order(model, monkeypatch):
     cam = FakeCamera(30, after="fail")
-    monkeypatch.setattr(webcam, "open_camera", lambda index: cam)
+    monkeypatch.setattr(sources, "open_camera", lambda index, timeout: cam)
     seen: list[int] = []
     real = webcam._Stream.next
 
@@ -76,11 +77,12 @@ def test_threaded_webcam_delivers_numbered_frames_in_order(model, monkeypatch):
         if frame is not None:
             seen.append(int(frame.image[0, 0, 0]))
             # The invert model really ran on the (almost black) frame it carries.
+            assert frame.output is not None
             assert frame.image.mean() < 1 and frame.output.mean() > 250
         return frame
 
     monkeypatch.setattr(webcam._Stream, "next", spy)
-    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False,
+    res = webcam.run_webcam(model, 0, RuntimeOptions(provider="cpu"), WebcamOptions(window=False),
                             log=lambda m: None)
     assert seen and seen == sorted(seen) and len(set(seen)) == len(seen)
     assert res.frames == len(seen) and res.latency > 0
@@ -97,10 +99,10 @@ class _RaisingCamera(FakeCamera):
 @pytest.mark.parametrize("cam", [FakeCamera(5, after="fail"), FakeCamera(5, after="block"),
                                  _RaisingCamera(5)], ids=["fails", "hangs", "raises"])
 def test_stream_stops_within_5_s_when_the_source_dies(model, monkeypatch, cam):
-    monkeypatch.setattr(webcam, "open_camera", lambda index: cam)
+    monkeypatch.setattr(sources, "open_camera", lambda index, timeout: cam)
     began = time.perf_counter()
-    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False,
-                            frame_timeout=2.0, log=lambda m: None)
+    res = webcam.run_webcam(model, _camera(0, frame_timeout=2.0), RuntimeOptions(provider="cpu"),
+                            WebcamOptions(window=False), log=lambda m: None)
     assert time.perf_counter() - began < 5.0
     assert res.ended == "camera stopped" and 1 <= res.frames <= 5
     assert cam.released
@@ -151,13 +153,18 @@ def test_a_face_lost_for_good_goes_after_the_hold():
     assert smoother.update([]) == []
 
 
-def test_several_faces_go_through_the_model_in_one_batch(model):
+def test_several_faces_go_through_the_model_in_one_batch(model, monkeypatch):
     detector = _ScriptedDetector([[(40, 40, 60, 60), (300, 200, 64, 64)]])
     opts = FaceOptions(detector, smooth=True)
     session = ModelSession(model, "cpu", log=lambda m: None)
-    batches = []
+    batches: list[tuple[int, ...]] = []
     real_run = session.run
-    session.run = lambda batch: batches.append(batch.shape) or real_run(batch)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        batches.append(batch.shape)
+        return real_run(batch)
+
+    monkeypatch.setattr(session, "run", run)
     pipe = FramePipeline(session, opts, batch_size=4)
     frame = np.full((480, 640, 3), 100, np.uint8)
     out = pipe.translate_faces([frame], [pipe.face_boxes(frame)])[0]
@@ -173,8 +180,8 @@ def test_webcam_detects_faces_only_every_third_frame(tmp_path, model, monkeypatc
     detector = _ScriptedDetector([[(10, 10, 30, 30)]] * 100)
     monkeypatch.setattr(faces, "create_detector", lambda name, **options: detector)
     clip = write_video(tmp_path / "clip.mp4", frames=30, size=(96, 64), fps=10.0)
-    res = webcam.run_webcam(model, options=RuntimeOptions(faces=True, provider="cpu"), source=clip,
-                            window=False, log=lambda m: None)
+    res = webcam.run_webcam(model, clip, RuntimeOptions(faces=True, provider="cpu"),
+                            WebcamOptions(window=False), log=lambda m: None)
     assert res.frames == 30 and detector.calls == 10
 
 
@@ -191,10 +198,11 @@ def test_stream_sets_onnxruntime_threads_deliberately(model, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(session_module, "ModelSession", spy)
-    monkeypatch.setattr(webcam, "open_camera", lambda index: FakeCamera(3))
+    monkeypatch.setattr(sources, "open_camera", lambda index, timeout: FakeCamera(3))
     monkeypatch.setattr(webcam, "usable_cores", lambda: 6)
-    webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False, log=lambda m: None)
-    webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False, threads=2,
+    webcam.run_webcam(model, 0, RuntimeOptions(provider="cpu"), WebcamOptions(window=False),
+                      log=lambda m: None)
+    webcam.run_webcam(model, 0, RuntimeOptions(provider="cpu"), WebcamOptions(window=False, threads=2),
                       log=lambda m: None)
     assert made == [6, 2]
 
@@ -205,7 +213,7 @@ class _EndlessCamera(FakeCamera):
 
 
 def test_a_model_slower_than_the_frame_timeout_is_not_a_dead_camera(model, monkeypatch):
-    monkeypatch.setattr(webcam, "open_camera", lambda index: _EndlessCamera(0))
+    monkeypatch.setattr(sources, "open_camera", lambda index, timeout: _EndlessCamera(0))
     real = FramePipeline.translate
 
     def slow(self, images):
@@ -213,6 +221,6 @@ def test_a_model_slower_than_the_frame_timeout_is_not_a_dead_camera(model, monke
         return real(self, images)
 
     monkeypatch.setattr(FramePipeline, "translate", slow)
-    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False,
-                            frame_timeout=0.1, max_frames=2, log=lambda m: None)
+    res = webcam.run_webcam(model, _camera(0, frame_timeout=0.1), RuntimeOptions(provider="cpu"),
+                            WebcamOptions(window=False, max_frames=2), log=lambda m: None)
     assert (res.frames, res.ended) == (2, "max-frames")

@@ -11,9 +11,11 @@ import pytest
 from runtime_helpers import count_frames, invoke, make_invert_model, write_video
 
 from translator.errors import GantoolError
-from translator.runtime import webcam
+from translator.runtime import sources, webcam
+from translator.runtime.capture import CaptureThread
 from translator.runtime.options import RuntimeOptions
-from translator.runtime.sources import CaptureThread
+from translator.runtime.sources import CameraOptions, CameraSource, Source, SourceFrame, SourceProps
+from translator.runtime.webcam import WebcamOptions
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,25 @@ class FakeCamera:
         self.release_event.set()
 
 
+def _camera(index: int = 0, **options) -> CameraSource:
+    """Camera ``index`` (a fake, patched in at ``sources.open_camera``) with ``options``."""
+    return CameraSource(index, CameraOptions(**options))
+
+
+class FakeFile(Source):
+    """A fake camera's frames read as a file's are: in order, ending at the first failed read."""
+
+    def __init__(self, cam: FakeCamera) -> None:
+        self.cam, self.name, self.props = cam, "fake.mp4", SourceProps(32, 24, fps=10.0)
+
+    def __iter__(self):
+        while (got := self.cam.read())[0]:
+            yield SourceFrame(got[1][..., ::-1].copy(), 0.0)
+
+    def close(self) -> None:
+        self.cam.release()
+
+
 def test_source_video_no_window_records_50_frames(tmp_path, model):
     clip = write_video(tmp_path / "clip.mp4", frames=60, size=(96, 64), fps=15.0)
     out = tmp_path / "out.mp4"
@@ -91,8 +112,8 @@ def test_no_window_without_record_says_nothing_is_kept(tmp_path, model):
 def test_file_source_is_processed_in_full_and_in_order(tmp_path, model):
     clip = write_video(tmp_path / "clip.mp4", frames=20, size=(64, 48), fps=10.0)
     out = tmp_path / "all.mp4"
-    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu", side_by_side=True), source=clip,
-                            window=False, record=out, log=lambda m: None)
+    res = webcam.run_webcam(model, clip, RuntimeOptions(provider="cpu", side_by_side=True),
+                            WebcamOptions(window=False, record=out), log=lambda m: None)
     assert (res.frames, res.dropped, res.ended) == (20, 0, "end of source")
     assert count_frames(out) == (20, 10.0, 128, 48)
 
@@ -101,44 +122,45 @@ def test_file_source_over_the_pixel_cap_is_refused(tmp_path, model, monkeypatch)
     clip = write_video(tmp_path / "clip.mp4", frames=5, size=(96, 64), fps=10.0)
     monkeypatch.setenv("GANTOOL_MAX_PIXELS", str(96 * 64 - 1))
     with pytest.raises(GantoolError, match="too large.*GANTOOL_MAX_PIXELS"):
-        webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), source=clip,
-                          window=False, record=tmp_path / "out.mp4", log=lambda m: None)
+        webcam.run_webcam(model, clip, RuntimeOptions(provider="cpu"),
+                          WebcamOptions(window=False, record=tmp_path / "out.mp4"), log=lambda m: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
 def _stop_recording_after_three_frames(monkeypatch, stop: BaseException) -> None:
-    write = webcam.VideoOutput.write
+    write = webcam.VideoSink.write
 
     def write_then_stop(self, frame):
         if self.frames == 3:
             raise stop
         write(self, frame)
 
-    monkeypatch.setattr(webcam.VideoOutput, "write", write_then_stop)
+    monkeypatch.setattr(webcam.VideoSink, "write", write_then_stop)
 
 
 def test_a_failed_recording_leaves_no_file(tmp_path, model, monkeypatch):
     clip = write_video(tmp_path / "clip.mp4", frames=20, size=(64, 48), fps=10.0)
     _stop_recording_after_three_frames(monkeypatch, OSError("disk full"))
     with pytest.raises(OSError):
-        webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), source=clip,
-                          window=False, record=tmp_path / "out.mp4", log=lambda m: None)
+        webcam.run_webcam(model, clip, RuntimeOptions(provider="cpu"),
+                          WebcamOptions(window=False, record=tmp_path / "out.mp4"), log=lambda m: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
 def test_ctrl_c_keeps_what_was_recorded(tmp_path, model, monkeypatch):
     clip = write_video(tmp_path / "clip.mp4", frames=20, size=(64, 48), fps=10.0)
     _stop_recording_after_three_frames(monkeypatch, KeyboardInterrupt())
-    result = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), source=clip,
-                               window=False, record=tmp_path / "out.mp4", log=lambda m: None)
+    result = webcam.run_webcam(model, clip, RuntimeOptions(provider="cpu"),
+                               WebcamOptions(window=False, record=tmp_path / "out.mp4"), log=lambda m: None)
     assert result.ended == "interrupted"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.mp4"]
     assert count_frames(tmp_path / "out.mp4")[0] == 3
 
 
-def test_capture_thread_newest_frame_wins():
+def test_capture_thread_newest_frame_wins(monkeypatch):
     cam = FakeCamera(30, after="block")
-    thread = CaptureThread(cam, live=True, maxsize=1).start()
+    monkeypatch.setattr(sources, "open_camera", lambda index, timeout: cam)
+    thread = CaptureThread(_camera(), maxsize=1).start()
     while thread.read_count < 30:  # the consumer is "busy" while the camera runs on
         threading.Event().wait(0.005)
     frame = thread.read(timeout=2)
@@ -150,7 +172,7 @@ def test_capture_thread_newest_frame_wins():
 
 def test_capture_thread_for_files_drops_nothing():
     cam = FakeCamera(25)
-    thread = CaptureThread(cam, live=False, maxsize=1).start()
+    thread = CaptureThread(FakeFile(cam), maxsize=1).start()
     seen = []
     while (frame := thread.read(timeout=5)) is not None:
         seen.append(int(frame[0, 0, 0]))
@@ -161,11 +183,11 @@ def test_capture_thread_for_files_drops_nothing():
 
 def test_camera_that_stops_delivering_ends_cleanly(tmp_path, model, monkeypatch):
     cam = FakeCamera(7, after="fail")
-    monkeypatch.setattr(webcam, "open_camera", lambda index: cam)
+    monkeypatch.setattr(sources, "open_camera", lambda index, timeout: cam)
     logs: list[str] = []
     out = tmp_path / "rec.mp4"
-    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), camera=3, window=False,
-                            record=out, log=logs.append)
+    res = webcam.run_webcam(model, 3, RuntimeOptions(provider="cpu"),
+                            WebcamOptions(window=False, record=out), log=logs.append)
     assert res.ended == "camera stopped" and 1 <= res.frames <= 7
     assert any("stopped delivering frames" in m for m in logs)
     assert cam.released and count_frames(out)[0] == res.frames
@@ -173,17 +195,18 @@ def test_camera_that_stops_delivering_ends_cleanly(tmp_path, model, monkeypatch)
 
 def test_camera_that_stalls_does_not_hang(model, monkeypatch):
     cam = FakeCamera(3, after="block")
-    monkeypatch.setattr(webcam, "open_camera", lambda index: cam)
-    res = webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False,
-                            frame_timeout=0.3, log=lambda m: None)
+    monkeypatch.setattr(sources, "open_camera", lambda index, timeout: cam)
+    res = webcam.run_webcam(model, _camera(0, frame_timeout=0.3), RuntimeOptions(provider="cpu"),
+                            WebcamOptions(window=False), log=lambda m: None)
     assert res.ended == "camera stopped" and 1 <= res.frames <= 3
 
 
 def test_camera_that_sends_nothing_is_an_error(model, monkeypatch):
     cam = FakeCamera(0, after="fail")
-    monkeypatch.setattr(webcam, "open_camera", lambda index: cam)
+    monkeypatch.setattr(sources, "open_camera", lambda index, timeout: cam)
     with pytest.raises(GantoolError, match="delivered no frames"):
-        webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), window=False, log=lambda m: None)
+        webcam.run_webcam(model, 0, RuntimeOptions(provider="cpu"), WebcamOptions(window=False),
+                          log=lambda m: None)
 
 
 def test_missing_camera_is_one_clear_error(model):
@@ -216,7 +239,7 @@ def test_window_without_display_is_refused(tmp_path, model, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr(webcam.sys, "platform", "linux")
     with pytest.raises(GantoolError, match="--no-window"):
-        webcam.run_webcam(model, options=RuntimeOptions(provider="cpu"), source=tmp_path / "c.mp4")
+        webcam.run_webcam(model, tmp_path / "c.mp4", RuntimeOptions(provider="cpu"))
 
 
 def test_faces_on_file_source(tmp_path, model):
@@ -224,13 +247,13 @@ def test_faces_on_file_source(tmp_path, model):
     from runtime_helpers import astronaut
 
     path = tmp_path / "face.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (256, 256))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (256, 256))
     base = cv2.resize(astronaut()[..., ::-1], (256, 256))
     for i in range(5):
         writer.write(np.ascontiguousarray(np.roll(base, 2 * i, axis=0)))
     writer.release()
-    res = webcam.run_webcam(model, options=RuntimeOptions(faces=True, provider="cpu"), source=path,
-                            window=False, log=lambda m: None)
+    res = webcam.run_webcam(model, path, RuntimeOptions(faces=True, provider="cpu"),
+                            WebcamOptions(window=False), log=lambda m: None)
     assert res.frames == 5
 
 
@@ -243,7 +266,7 @@ def test_overlay_draws_text():
 def _read_rgb(path) -> list[np.ndarray]:
     import cv2
 
-    cap, frames = cv2.VideoCapture(str(path)), []
+    cap, frames = cv2.VideoCapture(str(path)), list[np.ndarray]()
     while True:
         ok, frame = cap.read()
         if not ok:
@@ -261,13 +284,13 @@ def test_no_translated_face_outlives_a_cut(tmp_path, model):
     face = cv2.resize(astronaut(), (256, 256))
     scene = cv2.resize(data.coffee(), (256, 256))
     clip = tmp_path / "cut.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (256, 256))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (256, 256))
     for frame in [face] * 6 + [scene] * 6:
         writer.write(np.ascontiguousarray(frame[..., ::-1]))
     writer.release()
     out = tmp_path / "out.mp4"
-    webcam.run_webcam(model, options=RuntimeOptions(faces=True, provider="cpu"), source=clip,
-                      record=out, window=False, detect_every=3, log=lambda m: None)
+    webcam.run_webcam(model, clip, RuntimeOptions(faces=True, provider="cpu"),
+                      WebcamOptions(record=out, window=False, detect_every=3), log=lambda m: None)
     given, recorded = _read_rgb(clip), _read_rgb(out)
     assert len(recorded) == len(given) == 12
     # The largest change in any 16x16 block: a pasted patch, not the codec's noise.

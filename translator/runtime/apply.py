@@ -8,31 +8,31 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 
-from translator.data.images import ImageReadError, is_image_path, read_image
+from translator.data.images import ImageReadError
 from translator.errors import GantoolError
-from translator.safe_write import atomic_path, file_identity, is_inside, safe_component
+from translator.safe_write import file_identity, is_inside, safe_component
 
 from .options import RuntimeOptions
 from .pipeline import OWN_SIZE_CAP, FramePipeline
 from .session import Log, ModelInfo, OpenModel, stderr_log
-from .sources import VideoReader, is_video_path
-
-# Formats written as themselves; any other image input is written as PNG.
-WRITABLE_IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+from .sinks import SINKS, ImageSink
+from .sources import IMAGE, VIDEO, FolderSource, ImageSource, SourceKind, VideoSource, file_kind
+from .video import VideoSink
 
 
 @dataclass(frozen=True)
 class Job:
     src: Path
     dst: Path
-    kind: Literal["image", "video"]
+    #: IMAGE or VIDEO: how ``src`` is read, and (through ``SINKS``) how ``dst`` is written.
+    kind: SourceKind
     #: The folder the user chose (or the default beside the input): dst must stay inside.
     root: Path
 
@@ -70,36 +70,39 @@ def _tag(session: OpenModel) -> str:
     return safe_component(session.info.domain_to, fallback="translated")
 
 
-def _image_dst(path: Path) -> Path:
-    ext = path.suffix.lower()
-    return path if ext in WRITABLE_IMAGE_EXTENSIONS else path.with_suffix(".png")
+def _folder_jobs(folder: Path, out: Path | None, inputs: int, tag: str,
+                 report: ApplyReport) -> list[Job]:
+    """A folder's images and videos, mirrored under its output folder: ``-o`` itself for
+    one input, a subfolder of it per input folder for several, else beside the folder."""
+    if out is None:
+        root = folder.parent / f"{folder.name}_{tag}"
+    else:
+        root = out if inputs == 1 else out / folder.name
+    _refuse_inside(root, folder)
+    source = FolderSource(folder)
+    report.skipped.extend(source.skipped)
+    return [Job(path, SINKS[kind].output_path(root / path.relative_to(folder)), kind, root)
+            for path, kind in source.members]
 
 
-def _folder_jobs(folder: Path, out_root: Path, report: ApplyReport) -> list[Job]:
-    jobs = []
-    for path in sorted(folder.rglob("*")):
-        if any(p.startswith(".") for p in path.relative_to(folder).parts):
-            continue
-        if path.is_symlink() and not path.is_file():
-            # Links to folders are not followed (they can loop); broken or looping links
-            # lead nowhere. Either way the user hears of it.
-            why = "a link to a folder (not followed)" if path.is_dir() else "a broken or looping link"
-            report.skipped.append((path, why))
-            continue
-        if not path.is_file():
-            continue
-        rel = path.relative_to(folder)
-        if is_image_path(path):
-            jobs.append(Job(path, _image_dst(out_root / rel), "image", out_root))
-        elif is_video_path(path):
-            jobs.append(Job(path, (out_root / rel).with_suffix(".mp4"), "video", out_root))
-        else:
-            report.skipped.append((path, "not an image or video file"))
-    return jobs
+def _named_output_job(path: Path, kind: SourceKind, out: Path) -> Job:
+    """The job for one input file written to the file the user named."""
+    if file_kind(out) is not kind:
+        raise GantoolError(f"output {out} must be {kind.described} file for input {path.name}")
+    return Job(path, out, kind, out.parent)
 
 
-def _file_job(path: Path, dst: Path) -> Job:
-    return Job(path, dst, "video" if is_video_path(path) else "image", dst.parent)
+def _input_jobs(path: Path, out: Path | None, inputs: int, tag: str,
+                report: ApplyReport) -> list[Job]:
+    if path.is_dir():
+        return _folder_jobs(path, out, inputs, tag, report)
+    # A file of no known kind is read as an image, whose reader then says why it is not one.
+    kind = file_kind(path) or IMAGE
+    if out is not None and inputs == 1 and path.is_file() and out.suffix != "" and not out.is_dir():
+        return [_named_output_job(path, kind, out)]
+    folder = out or path.parent
+    name = f"{path.stem}_{tag}{path.suffix}" if out is None else path.name
+    return [Job(path, SINKS[kind].output_path(folder / name), kind, folder)]
 
 
 def plan_jobs(
@@ -119,35 +122,7 @@ def plan_jobs(
     out = Path(output) if output is not None else None
     if out is not None and out.is_file() and (len(paths) > 1 or paths[0].is_dir()):
         raise GantoolError(f"output {out} is a file; give a folder for several inputs")
-    single_file_out = (
-        out is not None and len(paths) == 1 and paths[0].is_file() and out.suffix != "" and not out.is_dir()
-    )
-    jobs: list[Job] = []
-    for p in paths:
-        if p.is_dir():
-            if out is None:
-                root = p.parent / f"{p.name}_{tag}"
-            elif len(paths) == 1:
-                root = out
-            else:
-                root = out / p.name
-            _refuse_inside(root, p)
-            jobs.extend(_folder_jobs(p, root, report))
-        elif single_file_out:
-            assert out is not None
-            video_in, video_out = is_video_path(p), is_video_path(out)
-            if video_in != video_out or (not video_out and not is_image_path(out)):
-                want = "a video (.mp4, .avi)" if video_in else "an image (.png, .jpg, ...)"
-                raise GantoolError(f"output {out} must be {want} file for input {p.name}")
-            jobs.append(_file_job(p, out))
-        else:
-            folder = out or p.parent
-            if is_video_path(p):
-                name = f"{p.stem}_{tag}.mp4" if out is None else p.with_suffix(".mp4").name
-                jobs.append(Job(p, folder / name, "video", folder))
-            else:
-                name = f"{p.stem}_{tag}{p.suffix}" if out is None else p.name
-                jobs.append(Job(p, _image_dst(folder / name), "image", folder))
+    jobs = [job for p in paths for job in _input_jobs(p, out, len(paths), tag, report)]
     for job in jobs:
         check_inside_root(job)
     _refuse_overwriting_inputs(jobs, paths)
@@ -192,16 +167,6 @@ def _refuse_inside(out_root: Path, folder: Path) -> None:
             raise GantoolError(f"refusing to write into the input folder {folder}; choose -o outside it")
 
 
-def _write_image(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
-    options: dict[str, Any] = {}
-    if path.suffix.lower() in (".jpg", ".jpeg", ".webp"):
-        options["quality"] = 95
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, **options)
-
-
 def apply(
     model: str | os.PathLike | OpenModel,
     inputs: Sequence[str | os.PathLike],
@@ -231,11 +196,8 @@ def apply(
     face_opts = options.face_options() if options.faces else None
     pipe = FramePipeline(session, face_opts, side_by_side=options.side_by_side,
                          batch_size=options.batch_size, own_size_up_to=own_size)
-    images = [j for j in jobs if j.kind == "image"]
-    videos = [j for j in jobs if j.kind == "video"]
-    _run_images(pipe, images, report, options.progress)
-    for job in videos:
-        _run_video(pipe, job, report, options.progress, log)
+    for kind, run in _RUNNERS:
+        run(pipe, [job for job in jobs if job.kind is kind], report, options.progress, log)
     return report
 
 
@@ -247,23 +209,30 @@ def _described(info: ModelInfo, own_size: int | None) -> str:
             f"{info.processing_size} to {own_size}px (--size N: one size for all)")
 
 
-def _run_images(pipe: FramePipeline, jobs: list[Job], report: ApplyReport, progress: bool) -> None:
+def _run_images(pipe: FramePipeline, jobs: list[Job], report: ApplyReport, progress: bool,
+                log: Log) -> None:
+    """Images in batches of the pipeline's size; a bad file fails alone."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), unit="img", disable=not progress or not jobs, file=sys.stderr)
     step = pipe.batch_size
     for start in range(0, len(jobs), step):
-        loaded: list[tuple[Job, np.ndarray]] = []
-        for job in jobs[start : start + step]:
-            try:
-                loaded.append((job, read_image(job.src)))
-            except ImageReadError as exc:
-                report.failed.append((job.src, str(exc)))
-            except OSError as exc:
-                report.failed.append((job.src, f"unreadable ({exc.strerror or exc})"))
+        chunk = jobs[start : start + step]
+        loaded = [(job, image) for job in chunk if (image := _read(job, report)) is not None]
         _translate_and_write(pipe, loaded, report)
-        bar.update(len(jobs[start : start + step]))
+        bar.update(len(chunk))
     bar.close()
+
+
+def _read(job: Job, report: ApplyReport) -> np.ndarray | None:
+    """The job's image, or None with the reason in ``report.failed``."""
+    try:
+        return ImageSource(job.src).image
+    except ImageReadError as exc:
+        report.failed.append((job.src, str(exc)))
+    except OSError as exc:
+        report.failed.append((job.src, f"unreadable ({exc.strerror or exc})"))
+    return None
 
 
 def _translate_and_write(
@@ -287,7 +256,7 @@ def _translate_and_write(
     for (job, _), result in zip(loaded, results, strict=True):
         try:
             check_inside_root(job)  # again at write time: folders may have changed since
-            _write_image(job.dst, result)
+            ImageSink(job.dst).write(result)
             report.written.append((job.src, job.dst))
         except GantoolError as exc:
             report.failed.append((job.src, str(exc)))
@@ -295,68 +264,97 @@ def _translate_and_write(
             report.failed.append((job.src, f"cannot write {job.dst}: {_short(exc)}"))
 
 
-def _run_video(pipe: FramePipeline, job: Job, report: ApplyReport, progress: bool,
-               log: Log = stderr_log) -> None:
-    from tqdm import tqdm
-
-    from .faces import BoxSmoother
-    from .video import VideoOutput, quiet_libav
+def _run_videos(pipe: FramePipeline, jobs: list[Job], report: ApplyReport, progress: bool,
+                log: Log) -> None:
+    """Videos one after another, each through the pipeline in order."""
+    from .video import quiet_libav
 
     quiet_libav()
+    for job in jobs:
+        _run_video(pipe, job, report, progress, log)
+
+
+def _run_video(pipe: FramePipeline, job: Job, report: ApplyReport, progress: bool,
+               log: Log) -> None:
     try:
         check_inside_root(job)  # again at write time: folders may have changed since
-        reader = VideoReader(job.src)
+        source = VideoSource(job.src)
     except GantoolError as exc:
         report.failed.append((job.src, str(exc)))
         return
-    writer = VideoOutput(job.dst, reader.props.fps, audio_from=job.src, log=log)
-    pipe.reset()
-    if pipe.faces is not None:
-        pipe.faces.smoother = BoxSmoother()
-    declared = reader.props.frames
-    bar = tqdm(total=declared or None, unit="frame", desc=job.src.name, disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    chunk: list[np.ndarray] = []
-    done = False
-    try:
-        for frame in reader:
-            chunk.append(frame)
-            if len(chunk) == pipe.batch_size:
-                _encode(pipe, chunk, writer, bar)
-                chunk = []
-        if chunk:
-            _encode(pipe, chunk, writer, bar)
-        problem = _frame_count_problem(writer.frames, declared)
-        if problem:
-            report.failed.append((job.src, problem))
-            return
-        writer.close()
-        done = True
-    except GantoolError as exc:
-        report.failed.append((job.src, str(exc)))
+    sink = VideoSink.open_for(job.dst, source, log)
+    with source, _tracking_faces(pipe):
+        problem = _encode_video(pipe, source, sink, progress)
+    if problem is not None:
+        report.failed.append((job.src, problem))
         return
-    except Exception as exc:
-        report.failed.append((job.src, f"failed at frame {writer.frames}: {_short(exc)}"))
-        return
-    finally:
-        bar.close()
-        reader.close()
-        if not done:
-            writer.abort()
-        if pipe.faces is not None:
-            pipe.faces.smoother = None
-    if writer.audio not in ("copied", "none"):
-        log(f"{job.src.name}: audio {writer.audio}")
+    if sink.audio not in ("copied", "none"):
+        log(f"{job.src.name}: audio {sink.audio}")
     report.written.append((job.src, job.dst))
 
 
-def _encode(pipe: FramePipeline, frames: list[np.ndarray], writer: Any, bar: Any) -> None:
-    for out in pipe.process(frames):
-        writer.write(out)
-    bar.update(len(frames))
+@contextmanager
+def _tracking_faces(pipe: FramePipeline) -> Iterator[None]:
+    """Face boxes smoothed over one video's frames, from a fresh start."""
+    from .faces import BoxSmoother
+
+    pipe.reset()
+    if pipe.faces is not None:
+        pipe.faces.smoother = BoxSmoother()
+    try:
+        yield
+    finally:
+        if pipe.faces is not None:
+            pipe.faces.smoother = None
 
 
-def _frame_count_problem(decoded: int, declared: int) -> str | None:
+def _encode_video(pipe: FramePipeline, source: VideoSource, sink: VideoSink,
+                  progress: bool) -> str | None:
+    """Every frame of ``source`` through ``pipe`` into ``sink``, finished; else why not
+    (the unfinished file is then thrown away)."""
+    from tqdm import tqdm
+
+    declared = source.props.frames
+    bar = tqdm(total=declared, unit="frame", desc=source.name, disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    finished = False
+    try:
+        for chunk in _batches(source, pipe.batch_size):
+            for out in pipe.process(chunk):
+                sink.write(out)
+            bar.update(len(chunk))
+        problem = _frame_count_problem(sink.frames, declared)
+        if problem is None:
+            sink.close()
+            finished = True
+        return problem
+    except GantoolError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"failed at frame {sink.frames}: {_short(exc)}"
+    finally:
+        bar.close()
+        if not finished:
+            sink.abort()
+
+
+def _batches(source: VideoSource, size: int) -> Iterator[list[np.ndarray]]:
+    chunk: list[np.ndarray] = []
+    for frame in source:
+        chunk.append(frame.image)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+#: How each kind of input file is run, in this order: images first (in batches), then videos.
+_Runner = Callable[[FramePipeline, list[Job], ApplyReport, bool, Log], None]
+_RUNNERS: tuple[tuple[SourceKind, _Runner], ...] = ((IMAGE, _run_images), (VIDEO, _run_videos))
+
+
+def _frame_count_problem(decoded: int, declared: int | None) -> str | None:
     """Why a video's frames fall short: none at all, or fewer than its header declares
     (a truncated file). Containers may round the declared count, hence the slack of 1."""
     if decoded == 0:

@@ -128,12 +128,16 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def detect_rgb(detector: Any, frame: np.ndarray) -> list[Box]:
+    """Run a detector (which takes BGR, like all of OpenCV) on an RGB frame."""
+    bgr = np.ascontiguousarray(frame[..., ::-1])
+    return [tuple(int(v) for v in box[:4]) for box in detector.detect(bgr)]  # type: ignore[misc]
+
+
 def detect_scaled(detector: Any, rgb: np.ndarray, max_side: int | None = None) -> list[Box]:
     """Faces of an RGB frame, detected on a copy whose long side is at most ``max_side``
     (detection time grows with the pixel count); boxes are in the frame's coordinates."""
     import cv2
-
-    from .pipeline import detect_rgb
 
     h, w = rgb.shape[:2]
     scale = 1.0 if not max_side or max(h, w) <= max_side else max_side / max(h, w)

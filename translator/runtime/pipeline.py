@@ -237,8 +237,3 @@ class FramePipeline:
     def _process_faces(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         return self.translate_faces(frames, [self.face_boxes(f) for f in frames])
 
-
-def detect_rgb(detector: Any, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Run a detector (which takes BGR, like all of OpenCV) on an RGB frame."""
-    bgr = np.ascontiguousarray(frame[..., ::-1])
-    return [tuple(int(v) for v in box[:4]) for box in detector.detect(bgr)]  # type: ignore[misc]

@@ -1,26 +1,33 @@
-"""Where frames come from and go to: input discovery, video files, cameras, the capture
-thread. Frames leave this module as RGB uint8; OpenCV's BGR stays inside it."""
+"""Where frames come from: one :class:`Source` per input kind, and the table that picks it.
+
+A source yields :class:`SourceFrame` s (RGB uint8, with the time in the stream) and says
+what it knows of itself in :class:`SourceProps`. OpenCV's BGR stays inside this module.
+Adding a kind (a stream URL, say) is one :class:`Source` subclass and one row of
+:data:`SOURCE_KINDS`.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from translator.data.images import MAX_PIXELS_ENV, max_pixels
+from translator.data.images import MAX_PIXELS_ENV, is_image_path, max_pixels, read_image
 from translator.errors import GantoolError
 
-from .stages import END, Mailbox
-
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+
+#: Frames per second assumed for a video whose header gives none (or nonsense).
+FALLBACK_FPS = 25.0
+
+#: What names a source: a camera index, or the path of a file or folder.
+SourceSpec = int | str | os.PathLike
 
 
 def is_video_path(path: Path) -> bool:
@@ -41,36 +48,97 @@ def quiet_opencv() -> None:
         pass
 
 
+class SourceFrame(NamedTuple):
+    """One frame of a source: RGB uint8, and its time in seconds from the source's start
+    (a file's presentation time, a camera's time since it opened; 0 for a still)."""
+
+    image: np.ndarray
+    time: float
+
+
 @dataclass(frozen=True)
-class VideoProps:
-    fps: float
-    width: int
-    height: int
-    frames: int
+class SourceProps:
+    """What a source knows of itself before its first frame; None where it cannot say."""
+
+    width: int | None
+    height: int | None
+    fps: float | None = None
+    frames: int | None = None
+    #: Whether it carries sound (None: unknown, e.g. without PyAV to look).
+    audio: bool | None = False
+    #: A camera: frames arrive in real time, and a consumer that falls behind drops some.
+    live: bool = False
 
 
-def check_frame_pixels(name: str, capture: Any) -> None:
-    """Release ``capture`` (an opened ``cv2.VideoCapture``) and raise :class:`GantoolError`
-    when video ``name``'s frames are over the pixel cap."""
-    import cv2
+class Source:
+    """Frames from one input. Iterate it for its frames; close it (or use ``with``)."""
 
-    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    #: How it is named in messages ("camera 0", a file's name).
+    name: str
+    props: SourceProps
+    #: The file or folder it reads (None for a camera).
+    path: Path | None = None
+    #: Seconds without a frame after which a stream from it counts as stalled.
+    stall_timeout: float = 30.0
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Let go of the file or device."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ImageSource(Source):
+    """One image file, decoded by :func:`translator.data.images.read_image` (its pixel cap
+    and decoding rules) when the source is made; raises its ``ImageReadError``."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        self.image = read_image(self.path)
+        height, width = self.image.shape[:2]
+        self.props = SourceProps(width, height, frames=1)
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        yield SourceFrame(self.image, 0.0)
+
+
+def check_frame_pixels(name: str, width: int, height: int) -> None:
+    """Refuse video ``name`` when its frames are over the pixel cap."""
     pixels, cap = width * height, max_pixels()
     if pixels > cap:
-        capture.release()
         raise GantoolError(f"video {name} is too large ({width}x{height} = {pixels:,} pixels "
                            f"a frame; the limit is {cap:,}, set by {MAX_PIXELS_ENV})")
 
 
-class VideoReader:
-    """A video file's frames in order, as RGB."""
+def _has_audio(path: Path) -> bool | None:
+    """Whether the file has an audio track; None when PyAV is missing or cannot tell."""
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except (av.FFmpegError, ValueError):
+        return None
+
+
+class VideoSource(Source):
+    """A video file's frames in order, read by OpenCV (its FFmpeg)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         import cv2
 
         quiet_opencv()
         self.path = Path(path)
+        self.name = self.path.name
         if not self.path.is_file():
             raise GantoolError(f"video file not found: {self.path}")
         if self.path.stat().st_size == 0:
@@ -79,70 +147,30 @@ class VideoReader:
         if not self.cap.isOpened():
             raise GantoolError(f"cannot open video {self.path} (not a video OpenCV can read, "
                                "or one without a single frame)")
+        width = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        try:
+            check_frame_pixels(self.name, width, height)
+        except GantoolError:
+            self.cap.release()
+            raise
         fps = self.cap.get(cv2.CAP_PROP_FPS)
-        self.props = VideoProps(
-            fps=fps if fps and 0 < fps < 1000 else 25.0,
-            width=int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            height=int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-            frames=max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))),
-        )
-        check_frame_pixels(self.path.name, self.cap)
+        self.props = SourceProps(
+            width, height, fps=fps if fps and 0 < fps < 1000 else FALLBACK_FPS,
+            frames=max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))) or None,
+            audio=_has_audio(self.path))
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator[SourceFrame]:
+        index, fps = 0, self.props.fps or FALLBACK_FPS
         while True:
             ok, frame = self.cap.read()
-            if not ok or frame is None:
+            if not ok or frame is None:  # a file's first failed read is its end
                 return
-            yield frame[..., ::-1].copy()
+            yield SourceFrame(frame[..., ::-1].copy(), index / fps)
+            index += 1
 
     def close(self) -> None:
         self.cap.release()
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class VideoWriter:
-    """Writes RGB frames to a video file: ``mp4v`` for MP4/MOV/M4V (what OpenCV's pip wheel
-    can encode), MJPG for AVI. The size is fixed by the first frame.
-
-    It writes ``path`` directly: :class:`~translator.runtime.video.VideoOutput` gives it a
-    temporary name and renames the finished file into place. ``shown`` is the name errors
-    give (the user's, not the temporary one)."""
-
-    def __init__(self, path: str | os.PathLike, fps: float, shown: str | os.PathLike | None = None) -> None:
-        self.path = Path(path)
-        self.shown = Path(shown) if shown is not None else self.path
-        self.fps = fps
-        self.writer: Any = None
-        self.size: tuple[int, int] | None = None
-        self.frames = 0
-
-    def write(self, frame: np.ndarray) -> None:
-        import cv2
-
-        h, w = frame.shape[:2]
-        if self.writer is None:
-            quiet_opencv()
-            codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), self.fps, (w, h))
-            if not self.writer.isOpened():
-                self.writer = None
-                raise GantoolError(f"cannot write video {self.shown} (use a .mp4 or .avi file name)")
-            self.size = (w, h)
-        if (w, h) != self.size:
-            frame = cv2.resize(frame, self.size)
-        self.writer.write(np.ascontiguousarray(frame[..., ::-1]))
-        self.frames += 1
-
-    def close(self) -> None:
-        """Finish the file."""
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
 
 
 def open_camera(index: int, timeout: float = 5.0) -> Any:
@@ -172,74 +200,134 @@ def open_camera(index: int, timeout: float = 5.0) -> Any:
     return cap
 
 
-class CaptureThread:
-    """Reads frames from a ``cv2.VideoCapture`` in the background.
+@dataclass(frozen=True)
+class CameraOptions:
+    """How a camera is opened and when it counts as gone."""
 
-    ``live=True`` (cameras): the newest frame wins: when the consumer is slower than the
-    camera, old frames are dropped, so latency never grows. ``live=False`` (files standing
-    in for a camera): every frame is delivered in order, through a queue of ``maxsize``;
-    the reader waits for the consumer instead of dropping. The hand-over is the stages'
-    :class:`~translator.runtime.stages.Mailbox`.
-    A camera that returns ``max_failures`` failed reads in a row counts as ended.
-    """
+    #: Seconds to wait for the device to open.
+    open_timeout: float = 5.0
+    #: Seconds without a frame after which the camera counts as stopped.
+    frame_timeout: float = 5.0
+    #: Failed reads in a row after which the camera counts as ended (one may hiccup).
+    max_failures: int = 10
 
-    def __init__(self, cap: Any, live: bool = True, maxsize: int = 1, max_failures: int = 10):
-        self.cap = cap
-        self.live = live
-        self.mailbox = Mailbox(live, maxsize)
-        self.max_failures = max_failures
-        self.read_count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="gantool-capture")
 
-    @property
-    def dropped(self) -> int:
-        return self.mailbox.dropped
+class CameraSource(Source):
+    """A camera's frames as they come; opened (through :func:`open_camera`) when made."""
 
-    def start(self) -> CaptureThread:
-        self._thread.start()
-        return self
+    def __init__(self, index: int = 0, options: CameraOptions = CameraOptions()) -> None:
+        import cv2
 
-    def _run(self) -> None:
+        self.index, self.options, self.name = index, options, f"camera {index}"
+        self.stall_timeout = options.frame_timeout
+        self.cap = open_camera(index, options.open_timeout)
+        self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's own queue adds latency too
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.props = SourceProps(int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)) or None,
+                                 int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None,
+                                 fps=fps if 0 < fps < 1000 else None, frames=None, live=True)
+        self.opened_at = time.perf_counter()
+
+    def __iter__(self) -> Iterator[SourceFrame]:
         failures = 0
-        try:
-            while not self._stop.is_set():
-                ok, frame = self.cap.read()
-                if not ok or frame is None:
-                    failures += 1
-                    # A file's first failed read is its end; a camera may hiccup.
-                    if not self.live or failures >= self.max_failures:
-                        break
-                    time.sleep(0.01)
-                    continue
-                failures = 0
-                self.read_count += 1
-                # Stamped at capture, so latency can be measured to display.
-                self.mailbox.put((time.perf_counter(), frame[..., ::-1].copy()), self._stop)
-        except Exception:  # a crashing backend ends the stream rather than hanging it
-            pass
-        finally:
-            self.mailbox.put(END, self._stop)
+        while failures < self.options.max_failures:
+            ok, frame = self.cap.read()
+            if not ok or frame is None:
+                failures += 1
+                time.sleep(0.01)
+                continue
+            failures = 0
+            yield SourceFrame(frame[..., ::-1].copy(), time.perf_counter() - self.opened_at)
 
-    def read(self, timeout: float) -> np.ndarray | None:
-        """The next RGB frame; None when the source ended or sent nothing for ``timeout``."""
-        stamped = self.read_stamped(timeout)
-        return None if stamped is None else stamped[1]
-
-    def read_stamped(self, timeout: float) -> tuple[float, np.ndarray] | None:
-        """(``time.perf_counter()`` at capture, RGB frame), or None like :meth:`read`."""
-        item = self.mailbox.get(timeout)
-        if item is END:
-            with contextlib.suppress(queue.Full):
-                self.mailbox.queue.put_nowait(END)  # later reads see the end too
-            return None
-        return item
-
-    @property
-    def ended(self) -> bool:
-        return not self._thread.is_alive()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1.0)
+    def close(self) -> None:
         self.cap.release()
+
+
+class FolderSource(Source):
+    """The images and videos under a folder, in sorted order, hidden entries left out; its
+    frames are theirs in turn. Links to folders are not followed (they can loop)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        #: (file, its kind) for every image and video under the folder.
+        self.members: list[tuple[Path, SourceKind]] = []
+        #: (path, why) for what is neither, and for links that lead nowhere or to a folder.
+        self.skipped: list[tuple[Path, str]] = []
+        for found in sorted(self.path.rglob("*")):
+            if not any(p.startswith(".") for p in found.relative_to(self.path).parts):
+                self._add(found)
+        kinds = {kind for _, kind in self.members}
+        self.props = SourceProps(None, None, frames=len(self.members) if kinds <= {IMAGE} else None,
+                                 audio=None if VIDEO in kinds else False)
+
+    def _add(self, path: Path) -> None:
+        if path.is_symlink() and not path.is_file():
+            why = "a link to a folder (not followed)" if path.is_dir() else "a broken or looping link"
+            self.skipped.append((path, why))
+        elif path.is_file():
+            kind = file_kind(path)
+            if kind is None:
+                self.skipped.append((path, "not an image or video file"))
+            else:
+                self.members.append((path, kind))
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        for path, kind in self.members:
+            with kind.open(path) as member:
+                yield from member
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """A row of :data:`SOURCE_KINDS`: what a kind of input is and how it is opened."""
+
+    name: str
+    #: Whether a spec (a camera index, a path) names an input of this kind.
+    matches: Callable[[SourceSpec], bool]
+    open: Callable[[Any], Source]
+    #: How a file of this kind is described to the user ("an image (.png, .jpg, ...)").
+    described: str
+
+
+def _is_camera(spec: SourceSpec) -> bool:
+    return isinstance(spec, int) and not isinstance(spec, bool)
+
+
+def _names_folder(spec: SourceSpec) -> bool:
+    return not isinstance(spec, int) and Path(spec).is_dir()
+
+
+def _names_video(spec: SourceSpec) -> bool:
+    return not isinstance(spec, int) and is_video_path(Path(spec))
+
+
+def _names_image(spec: SourceSpec) -> bool:
+    return not isinstance(spec, int) and is_image_path(Path(spec))
+
+
+CAMERA = SourceKind("camera", _is_camera, CameraSource, "a camera index")
+FOLDER = SourceKind("folder", _names_folder, FolderSource, "a folder")
+VIDEO = SourceKind("video", _names_video, VideoSource, "a video (.mp4, .avi)")
+IMAGE = SourceKind("image", _names_image, ImageSource, "an image (.png, .jpg, ...)")
+
+#: Tried in order; the first whose ``matches`` says yes opens the input.
+SOURCE_KINDS: tuple[SourceKind, ...] = (CAMERA, FOLDER, VIDEO, IMAGE)
+
+
+def source_kind(spec: SourceSpec, fallback: SourceKind | None = None) -> SourceKind | None:
+    """The kind of input ``spec`` names; ``fallback`` when no row matches."""
+    return next((kind for kind in SOURCE_KINDS if kind.matches(spec)), fallback)
+
+
+def file_kind(path: Path) -> SourceKind | None:
+    """VIDEO or IMAGE by a file's name; None for any other name."""
+    return next((kind for kind in (VIDEO, IMAGE) if kind.matches(path)), None)
+
+
+def open_source(spec: SourceSpec, fallback: SourceKind | None = None) -> Source:
+    """The source ``spec`` names, opened; a spec of no known kind is opened as ``fallback``."""
+    kind = source_kind(spec, fallback)
+    if kind is None:
+        raise GantoolError(f"{spec} is not an image, video, folder or camera index")
+    return kind.open(spec)

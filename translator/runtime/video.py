@@ -2,8 +2,8 @@
 maintained Python binding), or OpenCV's mp4v when PyAV is missing.
 
 Files are written under a hidden temporary name in the target folder and renamed into
-place by :meth:`VideoOutput.close`, so a failed or interrupted job leaves no half video
-under the real name; :meth:`VideoOutput.abort` removes the temporary file.
+place by :meth:`VideoSink.close`, so a failed or interrupted job leaves no half video
+under the real name; :meth:`VideoSink.abort` removes the temporary file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from translator.errors import GantoolError
 
 from ..safe_write import temporary_sibling
 from .session import Log
-from .sources import VideoWriter, quiet_opencv
+from .sources import FALLBACK_FPS, Source, quiet_opencv
 
 
 def have_pyav() -> bool:
@@ -40,8 +40,19 @@ def quiet_libav() -> None:
         av.logging.set_level(None)
 
 
-class VideoOutput:
+class VideoSink:
     """Frames (RGB uint8) in, a finished video file out on :meth:`close`."""
+
+    @classmethod
+    def output_path(cls, path: Path) -> Path:
+        """Where a video made from ``path`` is written: as MP4."""
+        return path.with_suffix(".mp4")
+
+    @classmethod
+    def open_for(cls, path: Path, source: Source, log: Log | None = None) -> VideoSink:
+        """A sink for ``source``'s frames: its frame rate, its audio carried over."""
+        audio_from = source.path if source.props.audio is not False else None
+        return cls(path, source.props.fps or FALLBACK_FPS, audio_from=audio_from, log=log)
 
     def __init__(self, path: str | os.PathLike, fps: float, audio_from: Path | None = None,
                  log: Log | None = None) -> None:
@@ -92,15 +103,41 @@ class VideoOutput:
 
 
 class _CvWriter:
+    """OpenCV's encoders: ``mp4v`` for MP4/MOV/M4V (what its pip wheel can encode), MJPG for
+    AVI; no audio. The size is fixed by the first frame. ``shown`` is the name errors give
+    (the user's, not the temporary one)."""
+
     def __init__(self, path: Path, fps: float, audio_from: Path | None, shown: Path) -> None:
-        self.writer = VideoWriter(path, fps, shown)
-        self.audio_from = audio_from
+        self.path, self.fps, self.audio_from, self.shown = path, fps, audio_from, shown
+        self.writer: Any = None
+        self.size: tuple[int, int] | None = None
+
+    def _open(self, width: int, height: int) -> None:
+        import cv2
+
+        quiet_opencv()
+        codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), self.fps,
+                                      (width, height))
+        if not self.writer.isOpened():
+            self.writer = None
+            raise GantoolError(f"cannot write video {self.shown} (use a .mp4 or .avi file name)")
+        self.size = (width, height)
 
     def write(self, frame: np.ndarray) -> None:
-        self.writer.write(frame)
+        import cv2
+
+        h, w = frame.shape[:2]
+        if self.writer is None:
+            self._open(w, h)
+        if (w, h) != self.size:
+            frame = cv2.resize(frame, self.size)
+        self.writer.write(np.ascontiguousarray(frame[..., ::-1]))
 
     def close(self) -> str:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
         return "not copied (needs PyAV)" if self.audio_from is not None else "none"
 
 

@@ -11,22 +11,23 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from translator.cpu import usable_cores
 from translator.errors import GantoolError
-from translator.safe_write import atomic_path
 
+from .capture import CaptureThread
 from .options import RuntimeOptions
 from .pipeline import FaceOptions, FramePipeline
 from .session import Log, stderr_log
-from .sources import CaptureThread, check_frame_pixels, is_video_path, open_camera, quiet_opencv
+from .sinks import ImageSink
+from .sources import FALLBACK_FPS, VIDEO, Source, SourceSpec, is_video_path, open_source
 from .stages import END, Frame, LatencyStats, Mailbox, Stage
-from .video import VideoOutput
+from .video import VideoSink
 
 WINDOW = "gantool webcam (q quit, f faces, space original, s snapshot)"
 
@@ -68,21 +69,50 @@ def draw_overlay(rgb: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def _open_source(camera: int, source: str | os.PathLike | None) -> tuple[Any, bool, str]:
-    """(capture, live, description)."""
-    import cv2
+@dataclass(frozen=True)
+class WebcamOptions:
+    """What a live run does besides translating: what it records, when it stops, what it
+    shows. How the camera is opened is the camera source's (``CameraOptions``)."""
 
-    if source is None:
-        return open_camera(camera), True, f"camera {camera}"
-    path = Path(source)
-    if not path.is_file():
-        raise GantoolError(f"source video not found: {path}")
-    quiet_opencv()
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise GantoolError(f"cannot open video {path} (not a video OpenCV can read)")
-    check_frame_pixels(path.name, cap)
-    return cap, False, path.name
+    #: A video file the translated stream is also written to.
+    record: str | os.PathLike | None = None
+    max_frames: int | None = None
+    #: Show the stream in a window (keys: q quit, f faces, space original, s snapshot).
+    window: bool = True
+    snapshot_dir: str | os.PathLike = "."
+    #: With faces: run the detector on every n-th frame; the tracked boxes stand in between.
+    detect_every: int = 3
+    #: onnxruntime threads (None: :func:`inference_threads`).
+    threads: int | None = None
+
+    @property
+    def record_path(self) -> Path | None:
+        return Path(self.record) if self.record is not None else None
+
+
+def open_stream_source(spec: SourceSpec) -> Source:
+    """A camera (by index), or a video file that stands in for one (every frame, in order)."""
+    if not isinstance(spec, int) and not Path(spec).is_file():
+        raise GantoolError(f"source video not found: {Path(spec)}")
+    return open_source(spec, fallback=VIDEO)
+
+
+def _check_arguments(live: WebcamOptions, source: Source | SourceSpec) -> None:
+    if live.window and not has_display():
+        raise GantoolError("no display to open a window on (DISPLAY is not set); use --no-window")
+    if live.max_frames is not None and live.max_frames < 1:
+        raise GantoolError("--max-frames must be at least 1")
+    record = live.record_path
+    if record is None:
+        return
+    if not is_video_path(record):
+        raise GantoolError(f"--record {record}: use a .mp4 or .avi file name")
+    if isinstance(source, Source):
+        source_path = source.path
+    else:
+        source_path = None if isinstance(source, int) else Path(source)
+    if source_path is not None and record.resolve() == source_path.resolve():
+        raise GantoolError("refusing to record over the source video")
 
 
 def inference_threads(faces: bool, cores: int | None = None) -> int:
@@ -105,127 +135,155 @@ class _Controls:
 
 def run_webcam(
     model: str | os.PathLike,
+    source: Source | SourceSpec = 0,
     options: RuntimeOptions = RuntimeOptions(),
+    live: WebcamOptions = WebcamOptions(),
     *,
-    camera: int = 0,
-    source: str | os.PathLike | None = None,
-    record: str | os.PathLike | None = None,
-    max_frames: int | None = None,
-    window: bool = True,
-    snapshot_dir: str | os.PathLike = ".",
-    frame_timeout: float = 5.0,
-    detect_every: int = 3,
-    threads: int | None = None,
     log: Log = stderr_log,
 ) -> WebcamResult:
-    """Translate a live stream until quit, ``max_frames``, or the source ends.
+    """Translate a live stream until quit, ``live.max_frames``, or the source ends.
 
-    Capture, face detection and inference run in their own threads (see
-    :mod:`translator.runtime.stages`); this thread encodes and displays.
+    ``source`` is a camera index or a video file (opened here, after the arguments are
+    checked), or a source already open (e.g. a camera with its own ``CameraOptions``); it
+    is closed when the run ends. Capture, face detection and inference run in their own
+    threads (see :mod:`translator.runtime.stages`); this thread encodes and displays.
     """
-    import cv2
-
-    if window and not has_display():
-        raise GantoolError("no display to open a window on (DISPLAY is not set); use --no-window")
-    if max_frames is not None and max_frames < 1:
-        raise GantoolError("--max-frames must be at least 1")
-    record_path = Path(record) if record is not None else None
-    if record_path is not None:
-        if not is_video_path(record_path):
-            raise GantoolError(f"--record {record_path}: use a .mp4 or .avi file name")
-        if source is not None and record_path.resolve() == Path(source).resolve():
-            raise GantoolError("refusing to record over the source video")
-    # The source first: a missing camera or file is the one error the user sees.
-    cap, live, what = _open_source(camera, source)
+    opened = source if isinstance(source, Source) else None
     try:
-        session = options.open_model(model, log, threads or inference_threads(options.faces))
-        log(f"Model: {session.info.describe()}; provider: {session.provider}")
-        # Batches: several faces in a frame go through the model in one run.
-        pipe = FramePipeline(session, None, options.side_by_side, options.batch_size)
-        if options.faces:
-            pipe.faces = _make_faces(options, detect_every)
+        _check_arguments(live, source)
+        # The source first: a missing camera or file is the one error the user sees.
+        opened = opened or open_stream_source(source)  # type: ignore[arg-type]
+        pipe = _open_pipeline(model, options, live, log)
     except BaseException:
-        cap.release()
+        if opened is not None:
+            opened.close()
         raise
-    # OpenCV's own thread pool would compete with onnxruntime's for the same cores; the
-    # stages are the parallelism here. Restored on the way out (it is process-wide).
-    opencv_threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    fps_in = cap.get(cv2.CAP_PROP_FPS)
-    if live:
-        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's own queue adds latency too
-    capture = CaptureThread(cap, live=live).start()
-    writer = None
-    if record_path is not None:
-        writer = VideoOutput(record_path, fps_in if 0 < fps_in < 1000 else 25.0, log=log)
-    result = WebcamResult(provider=session.provider, record=record_path)
-    controls = _Controls(faces=options.faces)
-    # A file source is read ahead by the thread, so its timeout only guards a stuck decoder.
-    timeout = frame_timeout if live else max(frame_timeout, 30.0)
-    stream = _Stream(pipe, capture, live, controls, timeout).start()
-    fps, last, began = 0.0, time.perf_counter(), time.perf_counter()
-    failed = True
-    try:
-        while max_frames is None or result.frames < max_frames:
+    return _LiveRun(pipe, opened, options, live, log).run()
+
+
+def _open_pipeline(model: str | os.PathLike, options: RuntimeOptions, live: WebcamOptions,
+                   log: Log) -> FramePipeline:
+    session = options.open_model(model, log, live.threads or inference_threads(options.faces))
+    log(f"Model: {session.info.describe()}; provider: {session.provider}")
+    # Batches: several faces in a frame go through the model in one run.
+    pipe = FramePipeline(session, None, options.side_by_side, options.batch_size)
+    if options.faces:
+        pipe.faces = _make_faces(options, live.detect_every)
+    return pipe
+
+
+class _LiveRun:
+    """One run of the live loop: the stream in, the window and the recording out."""
+
+    def __init__(self, pipe: FramePipeline, source: Source, options: RuntimeOptions,
+                 live: WebcamOptions, log: Log) -> None:
+        self.pipe, self.source, self.options, self.live, self.log = pipe, source, options, live, log
+        self.result = WebcamResult(provider=pipe.model.provider, record=live.record_path)
+        self.controls = _Controls(faces=options.faces)
+        self.fps, self.last = 0.0, time.perf_counter()
+
+    def run(self) -> WebcamResult:
+        import cv2
+
+        # OpenCV's own thread pool would compete with onnxruntime's for the same cores; the
+        # stages are the parallelism here. Restored on the way out (it is process-wide).
+        opencv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        capture = CaptureThread(self.source).start()
+        record = self.live.record_path
+        writer = None if record is None else VideoSink(
+            record, self.source.props.fps or FALLBACK_FPS, log=self.log)
+        stream = _Stream(self.pipe, capture, self.controls, self.source.stall_timeout).start()
+        began = time.perf_counter()
+        failed = True
+        try:
+            self.result.ended = self._loop(stream, writer)
+            failed = False
+        except KeyboardInterrupt:
+            # Ctrl+C is how a headless session ends: what was recorded so far is kept.
+            self.result.ended = "interrupted"
+            failed = False
+        finally:
+            stream.stop()
+            capture.stop()
+            self.result.dropped = capture.dropped + stream.dropped
+            if writer is not None:
+                _finish_recording(writer, self.log, failed)
+            if self.live.window:
+                cv2.destroyAllWindows()
+            cv2.setNumThreads(opencv_threads)
+        return self._summed_up(stream, began)
+
+    def _loop(self, stream: _Stream, writer: VideoSink | None) -> str:
+        """Frames until the stream ends or the user stops it; why it ended."""
+        max_frames = self.live.max_frames
+        while max_frames is None or self.result.frames < max_frames:
             frame = stream.next()
             if frame is None:
-                stream.raise_error()
-                if not live:
-                    result.ended = "end of source"
-                elif result.frames == 0:
-                    raise GantoolError(f"{what} opened but delivered no frames")
-                else:
-                    result.ended = "camera stopped"
-                    log(f"{what} stopped delivering frames; stopping.")
-                break
+                return self._ended(stream)
             out = frame.output
             assert out is not None
             if writer is not None:
                 writer.write(out)
-            result.frames += 1
-            now = time.perf_counter()
-            fps = 1.0 / max(now - last, 1e-6) if fps == 0 else 0.9 * fps + 0.1 / max(now - last, 1e-6)
-            last = now
-            if window:
-                label = f"{fps:4.1f} FPS  {1000 * (now - frame.captured):3.0f} ms  {pipe.model.provider_name}"
-                label += "  faces" if controls.faces else ""
-                label += "  original" if controls.original else ""
-                cv2.imshow(WINDOW, draw_overlay(out, label)[..., ::-1])
-                key = cv2.waitKey(1) & 0xFF
-                if key in (ord("q"), 27):
-                    result.ended = "quit"
-                    break
-                if key == ord("f"):
-                    if pipe.faces is None:
-                        pipe.faces = _make_faces(options, detect_every)
-                    controls.faces = not controls.faces
-                elif key == ord(" "):
-                    controls.original = not controls.original
-                elif key == ord("s"):
-                    result.snapshots.append(_snapshot(out, Path(snapshot_dir)))
-                    log(f"Saved {result.snapshots[-1]}")
+            self.result.frames += 1
+            now = self._tick()
+            if self.live.window and self._show(out, 1000 * (now - frame.captured)):
+                return "quit"
             stream.stats.add(frame, time.perf_counter())
-        else:
-            result.ended = "max-frames"
-        failed = False
-    except KeyboardInterrupt:
-        # Ctrl+C is how a headless session ends: what was recorded so far is kept.
-        result.ended = "interrupted"
-        failed = False
-    finally:
-        stream.stop()
-        capture.stop()
-        result.dropped = capture.dropped + stream.dropped
-        if writer is not None:
-            _finish_recording(writer, log, failed)
-        if window:
-            cv2.destroyAllWindows()
-        cv2.setNumThreads(opencv_threads)
-    result.fps = fps
-    result.mean_fps = result.frames / max(time.perf_counter() - began, 1e-6)
-    result.latency = stream.stats.median_latency
-    result.stage_seconds = stream.stats.breakdown()
-    return result
+        return "max-frames"
+
+    def _ended(self, stream: _Stream) -> str:
+        stream.raise_error()
+        if not self.source.props.live:
+            return "end of source"
+        if self.result.frames == 0:
+            raise GantoolError(f"{self.source.name} opened but delivered no frames")
+        self.log(f"{self.source.name} stopped delivering frames; stopping.")
+        return "camera stopped"
+
+    def _tick(self) -> float:
+        """Update the frame rate shown (a moving average); the time now."""
+        now = time.perf_counter()
+        rate = 1.0 / max(now - self.last, 1e-6)
+        self.fps = rate if self.fps == 0 else 0.9 * self.fps + 0.1 * rate
+        self.last = now
+        return now
+
+    def _show(self, out: np.ndarray, latency_ms: float) -> bool:
+        """Show the frame and act on the key pressed; whether it was quit."""
+        import cv2
+
+        label = f"{self.fps:4.1f} FPS  {latency_ms:3.0f} ms  {self.pipe.model.provider_name}"
+        label += "  faces" if self.controls.faces else ""
+        label += "  original" if self.controls.original else ""
+        cv2.imshow(WINDOW, draw_overlay(out, label)[..., ::-1])
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27):
+            return True
+        actions: dict[int, Callable[[], None]] = {
+            ord("f"): self._toggle_faces, ord(" "): self._toggle_original,
+            ord("s"): lambda: self._snapshot(out)}
+        actions.get(key, lambda: None)()
+        return False
+
+    def _toggle_faces(self) -> None:
+        if self.pipe.faces is None:
+            self.pipe.faces = _make_faces(self.options, self.live.detect_every)
+        self.controls.faces = not self.controls.faces
+
+    def _toggle_original(self) -> None:
+        self.controls.original = not self.controls.original
+
+    def _snapshot(self, out: np.ndarray) -> None:
+        self.result.snapshots.append(_snapshot(out, Path(self.live.snapshot_dir)))
+        self.log(f"Saved {self.result.snapshots[-1]}")
+
+    def _summed_up(self, stream: _Stream, began: float) -> WebcamResult:
+        self.result.fps = self.fps
+        self.result.mean_fps = self.result.frames / max(time.perf_counter() - began, 1e-6)
+        self.result.latency = stream.stats.median_latency
+        self.result.stage_seconds = stream.stats.breakdown()
+        return self.result
 
 
 def _make_faces(options: RuntimeOptions, detect_every: int) -> FaceOptions:
@@ -240,10 +298,11 @@ def _make_faces(options: RuntimeOptions, detect_every: int) -> FaceOptions:
 class _Stream:
     """capture -> (feeder thread) -> detection thread -> inference thread -> :meth:`next`."""
 
-    def __init__(self, pipe: FramePipeline, capture: CaptureThread, live: bool,
-                 controls: _Controls, timeout: float) -> None:
+    def __init__(self, pipe: FramePipeline, capture: CaptureThread, controls: _Controls,
+                 timeout: float) -> None:
         self.pipe, self.capture, self.controls, self.timeout = pipe, capture, controls, timeout
         self.stop_event = threading.Event()
+        live = capture.live
         self.boxes, self.outputs, self.results = Mailbox(live), Mailbox(live), Mailbox(live)
         self.stages = [
             Stage("detect", self._detect, self.boxes, self.outputs, self.stop_event),
@@ -313,7 +372,7 @@ class _Stream:
         self.feeder.join(1.0)
 
 
-def _finish_recording(writer: VideoOutput, log: Log, failed: bool) -> None:
+def _finish_recording(writer: VideoSink, log: Log, failed: bool) -> None:
     """Keep what was recorded when the loop ended normally or by Ctrl+C; after an error the
     unfinished file is thrown away, never left at the record path."""
     if failed or writer.frames == 0:
@@ -325,8 +384,6 @@ def _finish_recording(writer: VideoOutput, log: Log, failed: bool) -> None:
 
 
 def _snapshot(image: np.ndarray, folder: Path) -> Path:
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = folder / f"gantool-snapshot-{stamp}.png"
@@ -334,6 +391,5 @@ def _snapshot(image: np.ndarray, folder: Path) -> Path:
     while path.exists():
         path = folder / f"gantool-snapshot-{stamp}-{n}.png"
         n += 1
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp)
+    ImageSink(path).write(image)
     return path
