@@ -26,7 +26,7 @@ import numpy as np
 from translator.errors import GantoolError
 from translator.runtime.generate import run_generator
 from translator.runtime.options import RuntimeOptions
-from translator.runtime.session import Log, ModelSession, stderr_log
+from translator.runtime.session import Log, ModelInfo, ModelSession, stderr_log
 
 from .errors import ServeError
 from .latents import MAX_SAMPLES, MAX_STEPS, requested_latents
@@ -56,7 +56,7 @@ class ServedModel:
     _face_pool: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
 
     @property
-    def info(self):
+    def info(self) -> ModelInfo:
         return self.session.info
 
     @property
