@@ -82,14 +82,19 @@ def test_crop_takes_windows_at_the_images_own_scale():
         Augmentation("stretch")
 
 
+def _pixels(images: ImageList) -> list[np.ndarray]:
+    """A domain's images as arrays, in order."""
+    return [images.load(i) for i in range(len(images))]
+
+
 def test_max_images_is_a_fixed_subset_of_each_domain():
     domains = open_data(TrainConfig(data="digits", domain_a="6", domain_b="9"), "translation")
     one, two = limit_images(domains, 20), limit_images(domains, 20)
     for key in ("a", "b"):
         assert len(one[key]) == 20
-        assert all(np.array_equal(x, y) for x, y in zip(one[key].items, two[key].items, strict=True))
-    firsts = domains["a"].items[:20]
-    assert not all(np.array_equal(x, y) for x, y in zip(one["a"].items, firsts, strict=True))
+        assert all(np.array_equal(x, y) for x, y in zip(_pixels(one[key]), _pixels(two[key]), strict=True))
+    firsts = _pixels(domains["a"])[:20]
+    assert not all(np.array_equal(x, y) for x, y in zip(_pixels(one["a"]), firsts, strict=True))
     assert limit_images(domains, None) is domains
     with pytest.raises(GantoolError, match="--max-images"):
         limit_images(domains, 0)
@@ -149,8 +154,13 @@ def test_diffaug_transforms_real_and_fake_alike_and_lets_gradients_through():
 
 
 def test_step_context_counts_augment_calls_per_step():
-    calls = []
-    ctx = StepContext(torch.device("cpu"), augmentation=lambda s, c, *x: calls.append((s, c)) or x)
+    calls: list[tuple[int, int]] = []
+
+    def record_call(step: int, call: int, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        calls.append((step, call))
+        return images
+
+    ctx = StepContext(torch.device("cpu"), augmentation=record_call)
     x = torch.zeros(1, 3, 4, 4)
     assert ctx.augment(x) is x
     ctx.augment(x, x)

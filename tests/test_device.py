@@ -108,7 +108,8 @@ def _adam_after_one_step(fused: bool | None, channels_last: bool) -> tuple[nn.Co
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 4, 3)
     if channels_last:
-        conv = conv.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; torch's typed overloads leave it out.
+        conv = conv.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.Adam(conv.parameters(), lr=0.1, fused=fused)
     conv(torch.randn(2, 3, 5, 5)).square().mean().backward()
     opt.step()

@@ -62,10 +62,12 @@ def test_a_resumed_run_keeps_the_same_average_and_inference_uses_it(tmp_path):
     assert a.name == b.name == "step-0000006"
     for load in (load_weights, load_average):
         first, second = load(a), load(b)
+        assert first is not None and second is not None
         assert first.keys() == second.keys()
         assert all(torch.equal(first[k], second[k]) for k in first)
 
     average, live = load_average(a), load_weights(a)
+    assert average is not None  # the run kept one
     assert any(not torch.equal(average[k], live[k]) for k in average)  # really averaged
     used = load_model(straight)[0].nets.state_dict()
     assert all(torch.equal(used[k], average[k]) for k in average)

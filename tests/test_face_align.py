@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import pytest
@@ -106,9 +108,14 @@ def test_face_mode_feeds_the_model_faces_aligned_to_the_template(tmp_path):
         cv2.circle(frame, (round(x), round(y)), 3, (255, 255, 255), -1)
     session = ModelSession(make_invert_model(tmp_path / "i.onnx"), "cpu")
     pipe = FramePipeline(session, FaceOptions(_DotDetector(points)))
-    seen = []
+    seen: list[np.ndarray] = []
     translate = pipe.translate
-    pipe.translate = lambda crops: seen.extend(crops) or translate(crops)  # type: ignore[method-assign]
+
+    def record_crops(images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        seen.extend(images)
+        return translate(images)
+
+    pipe.translate = record_crops  # type: ignore[method-assign]  # a spy on the crops the model gets
     pipe.process([frame])
     (crop,) = seen
     side = crop.shape[0]

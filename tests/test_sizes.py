@@ -95,6 +95,10 @@ class ShapeSpy:
         self.info, self.provider = self.session.info, self.session.provider
         self.shapes: list[tuple[int, int]] = []
 
+    @property
+    def provider_name(self) -> str:
+        return self.session.provider_name
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         self.shapes.append(batch.shape[2:])
         return self.session.run(batch)
@@ -117,6 +121,7 @@ def test_apply_runs_whole_images_at_their_own_size_by_default(tmp_path, height, 
     report = apply(spy, [tmp_path / "in.png"], tmp_path / "out.png",
                    RuntimeOptions(size=size, progress=False), log=logged.append)
     assert not report.failed and spy.shapes == [expected]
-    assert cv2.imread(str(tmp_path / "out.png")).shape[:2] == (height, width)
+    written = cv2.imread(str(tmp_path / "out.png"))
+    assert written is not None and written.shape[:2] == (height, width)
     own = "whole images run at their own size, short side 64 to 1024px"
     assert (own in logged[0]) == (size is None), logged

@@ -48,6 +48,7 @@ def test_a_new_event_file_sorts_after_one_begun_in_the_same_second(tmp_path):
     earlier = tmp_path / f"events.out.tfevents.{int(time.time()) + 1}.zzzz.1.99"
     earlier.write_bytes(b"")
     log = TensorBoardLog.open(tmp_path, resume_step=4)
+    assert log is not None  # None only without tensorboard, which this module requires
     log.close()
     names = sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))
     assert len(names) == 2 and names[0] == earlier.name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -9,10 +11,11 @@ from translator.errors import GantoolError
 from translator.registry import get_registry
 from translator.training.checkpoint import find_checkpoint, load_state, save_checkpoint
 from translator.training.device import Distributed
+from translator.training.gan import GANModel
 from translator.training.state import LossSums, TrainingState
 
 
-def _fresh_dcgan():
+def _fresh_dcgan() -> tuple[GANModel, dict[str, torch.optim.Optimizer], dict[str, Any]]:
     spec = get_registry().model("dcgan")
     torch.manual_seed(0)
     model = spec.build(spec.config(ngf=8, ndf=8))
@@ -33,6 +36,7 @@ def test_load_state_dict_puts_back_what_state_dict_took(tmp_path):
     fixed = {"z": torch.randn(4, 8)}
     state = TrainingState("dcgan", model, optimizers, schedulers, fixed=fixed, partial=partial,
                           step=7).state_dict()
+    assert state is not None  # a single process is the main rank
     next_draw = torch.rand(5)
     save_checkpoint(tmp_path, 7, model.nets.state_dict(), state)
     folder = find_checkpoint(tmp_path)
