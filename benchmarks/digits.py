@@ -15,7 +15,6 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -59,18 +58,17 @@ def scores_at(run: Path, step: int | None = None) -> dict:
     return scores
 
 
-def run_model(name: str, steps: int, batch: int, out: Path, seed: int,
-              max_images: int | None = None, variant: Sequence[str] = (),
-              score_every: int | None = None) -> dict:
-    """Train with ``gantool train``'s defaults for the model plus the given settings."""
+def run_model(name: str, out: Path, args: argparse.Namespace) -> dict:
+    """Train with ``gantool train``'s defaults for the model plus the command line's settings."""
     spec = get_registry().model(name)
-    train_values, model_values = overrides(list(variant), spec.config)
-    every = score_every or steps
+    train_values, model_values = overrides(list(args.set), spec.config)
+    steps = args.steps
+    every = args.score_every or steps
     cfg = TrainConfig(**{**spec.train_defaults, "model": name, "data": "digits", "size": 32,
-                         "steps": steps, "batch_size": batch, "seed": seed,
+                         "steps": steps, "batch_size": args.batch_size, "seed": args.seed,
                          "out": str(out / name), "log_every": 50, "sample_every": every,
                          "checkpoint_every": every, "keep_last": steps // every + 1,
-                         "max_images": max_images, **train_values})
+                         "max_images": args.max_images, **train_values})
     began = time.perf_counter()
     train(cfg, spec.config(**model_values), progress=False)
     seconds = time.perf_counter() - began
@@ -112,8 +110,7 @@ def main() -> None:
         rows.append({"model": "untrained generator",
                      **score_digits(to_uint8(untrained.nets["G"](noise))).as_row()})
     for name in args.models:
-        rows.append(run_model(name, args.steps, args.batch_size, out, args.seed,
-                              args.max_images, args.set, args.score_every))
+        rows.append(run_model(name, out, args))
         print(rows[-1], flush=True)
 
     print(f"\ndigits 32 px, batch {args.batch_size}, torch {torch.__version__}, "

@@ -13,10 +13,10 @@ import argparse
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 from skimage import data as samples
 
+from translator.data.images import read_image
 from translator.face_align import TEMPLATE, align_face, find_face, landmark_error
 from translator.runtime.faces import create_detector
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="a CelebA root with list_eval_partition.txt")
     args = parser.parse_args()
     detectors = {"dlib": create_detector("dlib"), "haar": create_detector("haar")}
-    sets = {"CelebA test split": [cv2.imread(str(p))[..., ::-1] for p in test_images(Path(args.data))],
+    sets = {"CelebA test split": [read_image(p) for p in test_images(Path(args.data))],
             "astronaut": [samples.astronaut()]}
     print("| images | detector | face found | ms per image | aligned landmarks vs template "
           "(median) | landmarks vs dlib's (median) |")

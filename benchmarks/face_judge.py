@@ -14,6 +14,7 @@ import cv2
 from skimage import data as samples
 from translator.plugins.faces.judge import enlarge, judge
 
+from translator.data.images import read_image
 from translator.data.pipeline import resize_square
 from translator.face_align import align_face, find_face
 from translator.runtime.faces import create_detector
@@ -46,7 +47,7 @@ def main() -> None:
     parser.add_argument("--per-gender", type=int, default=80, help="faces per gender for the blur rows")
     args = parser.parse_args()
     faces = labelled_test_faces(Path(args.data))
-    full = [cv2.imread(str(p))[..., ::-1] for p, _ in faces]
+    full = [read_image(p) for p, _ in faces]
     males = [m for _, m in faces]
     print("| input | faces found | read as their own gender |\n|---|---|---|")
     for label, images in (("test split at full size", full),

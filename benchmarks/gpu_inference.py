@@ -18,7 +18,7 @@ import argparse
 import statistics
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,11 @@ import torch
 
 VARIANTS = ("cyclegan", "cyclegan-unet", "cyclegan-mobile")
 HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def on_inputs(fn: Callable[[Any], Any], inputs: Sequence[Any]) -> Callable[[int], Any]:
+    """``fn`` of input ``i``, cycling through ``inputs`` (so no call reuses the last one's)."""
+    return lambda i: fn(inputs[i % len(inputs)])
 
 
 def median_ms(fn: Callable[[int], Any], warmup: int, iters: int, repeats: int) -> float:
@@ -123,14 +128,12 @@ def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                 with torch.inference_mode():
                     ref = paths["torch eager fp32"](inputs[0]).float()
                     for label, fn in paths.items():
-                        ms = median_ms(lambda i, fn=fn, xs=inputs: fn(xs[i % 4]), args.warmup,
-                                       args.iters, args.repeats)
+                        ms = median_ms(on_inputs(fn, inputs), args.warmup, args.iters, args.repeats)
                         err = relative_error(fn(inputs[0]), ref)
                         rows.append(report(name, batch, label, ms, err))
                 host = [x.cpu().numpy() for x in inputs]
                 for label, session in sessions.items():
-                    ms = median_ms(lambda i, s=session, xs=host: s.run(xs[i % 4]), args.warmup,
-                                   args.iters, args.repeats)
+                    ms = median_ms(on_inputs(session.run, host), args.warmup, args.iters, args.repeats)
                     err = relative_error(torch.from_numpy(session.run(host[0])), ref)
                     rows.append(report(name, batch, label, ms, err))
         del paths

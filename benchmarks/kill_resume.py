@@ -101,8 +101,10 @@ def child(kind: str, n: int, out: str) -> None:
                 _die()
         return real_train(*args, **{**kwargs, "on_step": on_step})
 
-    os.replace, shutil.rmtree, torch.save = replace, rmtree, save
-    outputs.LossLog.append = append
+    # The child dies inside these calls, so they are swapped for the versions above.
+    os.replace, torch.save = replace, save
+    shutil.rmtree = rmtree  # type: ignore[assignment]  # a plain function lacks rmtree's extra attribute
+    outputs.LossLog.append = append  # type: ignore[method-assign]  # patched on the class for every log
     training.train = train
     import translator.cli.train as cli_train  # noqa: F401 - imports train lazily from training
     main([*TRAIN, "--out", out])

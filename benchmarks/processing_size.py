@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -35,7 +36,20 @@ def edge_correlation(photo: np.ndarray, out: np.ndarray) -> float:
     return float(np.corrcoef(edges(photo).ravel(), edges(out).ravel())[0, 1])
 
 
-def measure(model: Path, photo: np.ndarray, size: str, repeats: int) -> dict[str, float]:
+@dataclass
+class Row:
+    """One processing size: where it ran, what it kept and changed, its time and its result."""
+
+    size: str
+    h: int
+    w: int
+    edges: float
+    change: float
+    ms: float
+    image: np.ndarray
+
+
+def measure(model: Path, photo: np.ndarray, size: str, repeats: int) -> Row:
     """One row; ``size`` "own" is apply's default (the photo's own size, capped)."""
     own = OWN_SIZE_CAP if size == "own" else None
     session = RuntimeOptions(provider="cpu", size=None if own else int(size)).open_model(
@@ -48,10 +62,9 @@ def measure(model: Path, photo: np.ndarray, size: str, repeats: int) -> dict[str
         pipe.translate([photo])
         times.append(time.perf_counter() - start)
     h, w = processing_shape(photo.shape[0], photo.shape[1], session.info, own)
-    return {"size": size, "h": float(h), "w": float(w),
-            "edges": edge_correlation(photo, out),
-            "change": float(np.abs(out.astype(np.int16) - photo).mean()),
-            "ms": 1000 * statistics.median(times), "image": out}  # type: ignore[dict-item]
+    return Row(size=size, h=h, w=w, edges=edge_correlation(photo, out),
+               change=float(np.abs(out.astype(np.int16) - photo).mean()),
+               ms=1000 * statistics.median(times), image=out)
 
 
 def main() -> None:
@@ -70,10 +83,9 @@ def main() -> None:
     print("| --size | runs at | edges kept (correlation) | colour change | ms per image |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']} | {r['w']:.0f}x{r['h']:.0f} | {r['edges']:.3f} | "
-              f"{r['change']:.1f} | {r['ms']:.0f} |")
+        print(f"| {r.size} | {r.w}x{r.h} | {r.edges:.3f} | {r.change:.1f} | {r.ms:.0f} |")
     if args.out is not None:
-        tiles = [photo] + [r["image"] for r in rows]  # type: ignore[misc]
+        tiles = [photo] + [r.image for r in rows]
         side = 256
         strip = np.hstack([cv2.resize(t, (side, side), interpolation=cv2.INTER_AREA) for t in tiles])
         Image.fromarray(strip).save(args.out)

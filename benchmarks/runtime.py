@@ -38,6 +38,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ def bench_variant(name: str, module: torch.nn.Module, path: Path, args: argparse
                   batches: list[int]) -> list[dict[str, Any]]:
     from translator.runtime.session import ModelSession
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     providers = ["cpu"] + (["cuda"] if args.cuda else [])
     sessions = {p: ModelSession(path, p, log=lambda _: None) for p in providers}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -155,8 +156,9 @@ def bench_variant(name: str, module: torch.nn.Module, path: Path, args: argparse
                          "fps": batch / seconds, "err": None})
         module.to("cpu")
         arr = x.numpy()
+        assert reference is not None  # devices always include the CPU
         for p, session in sessions.items():
-            seconds = median_seconds(lambda s=session, a=arr: s.run(a), args.warmup, args.repeats)
+            seconds = median_seconds(partial(session.run, arr), args.warmup, args.repeats)
             err = float(np.abs(session.run(arr) - reference.numpy()).max())
             rows.append({"variant": name, "batch": batch, "engine": f"onnxruntime {session.provider_name}",
                          "fps": batch / seconds, "err": err, "provider": p})
@@ -180,7 +182,7 @@ def make_video(path: Path, frames: int, width: int = 640, height: int = 480) -> 
     from skimage import data
 
     face = cv2.resize(data.astronaut(), (360, 360), interpolation=cv2.INTER_AREA)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, (width, height))
     for i in range(frames):
         canvas = np.full((height, width, 3), 96, np.uint8)
         x = 40 + int(120 * (0.5 + 0.5 * np.sin(i / 10)))
@@ -343,13 +345,17 @@ class CameraFromVideo:
 
 def end_to_end(path: Path, video: Path, args: argparse.Namespace, faces: bool) -> dict[str, Any]:
     """The webcam loop on a 30 FPS camera made from ``video``."""
-    from translator.runtime import webcam
+    from translator.runtime import sources, webcam
 
-    webcam.open_camera = lambda index: CameraFromVideo(video)
-    webcam.run_webcam(path, options=RuntimeOptions(faces=faces, provider="cpu"), window=False,
-                      max_frames=5, log=lambda _: None)  # session and detector start-up
-    result = webcam.run_webcam(path, options=RuntimeOptions(faces=faces, provider="cpu"), window=False,
-                               max_frames=args.frames, log=lambda _: None)
+    def camera(index: int, timeout: float = 5.0) -> CameraFromVideo:
+        return CameraFromVideo(video)
+
+    sources.open_camera = camera
+    options = RuntimeOptions(faces=faces, provider="cpu")
+    webcam.run_webcam(path, 0, options, webcam.WebcamOptions(window=False, max_frames=5),
+                      log=lambda _: None)  # session and detector start-up
+    result = webcam.run_webcam(path, 0, options, webcam.WebcamOptions(window=False, max_frames=args.frames),
+                               log=lambda _: None)
     return {"fps": result.mean_fps, "latency": result.latency, "stages": result.stage_seconds}
 
 

@@ -124,15 +124,20 @@ def request_mix(catalogue: dict, image: bytes) -> list[Request]:
     return mix
 
 
-def run_load(url: str, mix: list[Request], clients: int, total: int) -> tuple[dict, list[str], float]:
+def connect(url: str, timeout: float) -> http.client.HTTPConnection:
+    """A connection to the host and port of ``url``."""
     parts = urlsplit(url)
+    return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+
+
+def run_load(url: str, mix: list[Request], clients: int, total: int) -> tuple[dict, list[str], float]:
     results: dict[str, list[float]] = {kind: [] for kind, *_ in mix}
     errors: list[str] = []
     lock = threading.Lock()
     counter = iter(range(total))
 
     def client() -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        conn = connect(url, timeout=60)
         while True:
             with lock:
                 n = next(counter, None)
@@ -154,7 +159,7 @@ def run_load(url: str, mix: list[Request], clients: int, total: int) -> tuple[di
                 with lock:
                     errors.append(f"{kind}: {type(exc).__name__}: {exc}")
                 conn.close()
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+                conn = connect(url, timeout=60)
         conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -245,12 +250,11 @@ class SlowBodies:
 def timed_uploads(url: str, model: str, image: bytes, seconds: float,
                   timeout: float) -> tuple[list[float], int]:
     """Uploads one after another for ``seconds``: (latencies in ms, how many timed out)."""
-    parts = urlsplit(url)
     latencies: list[float] = []
     timeouts = 0
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        conn = connect(url, timeout)
         t0 = time.perf_counter()
         try:
             conn.request("POST", f"/api/translate/{model}", body=image,
@@ -319,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             models = [Path(m) for m in args.model] or tiny_models(Path(tmp))
             proc, url = start_server(models, args.provider, args.workers)
         try:
-            conn = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=30)
+            conn = connect(url, timeout=30)
             conn.request("GET", "/api/models")
             catalogue = json.loads(conn.getresponse().read())
             conn.close()
