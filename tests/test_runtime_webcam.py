@@ -298,3 +298,29 @@ def test_no_translated_face_outlives_a_cut(tmp_path, model):
                     .mean(axis=(1, 3, 4)).max()) for r, g in zip(recorded, given, strict=True)]
     assert min(change[:6]) > 40, change  # the face was translated (inverted) before the cut
     assert max(change[6:]) < 15, change  # and nothing after it
+
+
+def test_a_still_image_stands_in_as_a_one_frame_source(tmp_path, model):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(tmp_path / "still.png")
+    out = tmp_path / "out.mp4"
+    res = webcam.run_webcam(model, tmp_path / "still.png", RuntimeOptions(provider="cpu"),
+                            WebcamOptions(window=False, record=out), log=lambda m: None)
+    assert (res.frames, res.ended) == (1, "end of source")
+    assert count_frames(out) == (1, 25.0, 40, 30)
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(GantoolError, match="cannot read .*bad.png: not an image"):
+        webcam.run_webcam(model, tmp_path / "bad.png", RuntimeOptions(provider="cpu"),
+                          WebcamOptions(window=False), log=lambda m: None)
+
+
+def test_a_recording_that_cannot_start_lets_go_of_the_camera(tmp_path, model, monkeypatch):
+    cam = FakeCamera(3)
+    monkeypatch.setattr(sources, "open_camera", lambda index, timeout: cam)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError):
+        webcam.run_webcam(model, 0, RuntimeOptions(provider="cpu"),
+                          WebcamOptions(window=False, record=tmp_path / "file" / "out.mp4"),
+                          log=lambda m: None)
+    assert cam.released

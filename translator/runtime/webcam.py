@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from translator.cpu import usable_cores
+from translator.data.images import ImageReadError
 from translator.errors import GantoolError
 
 from .capture import CaptureThread
@@ -91,10 +92,14 @@ class WebcamOptions:
 
 
 def open_stream_source(spec: SourceSpec) -> Source:
-    """A camera (by index), or a video file that stands in for one (every frame, in order)."""
+    """A camera (by index), or a file that stands in for one: a video (every frame, in
+    order; any name OpenCV can read) or a still image."""
     if not isinstance(spec, int) and not Path(spec).is_file():
         raise GantoolError(f"source video not found: {Path(spec)}")
-    return open_source(spec, fallback=VIDEO)
+    try:
+        return open_source(spec, fallback=VIDEO)
+    except ImageReadError as exc:
+        raise GantoolError(f"cannot read {spec}: {exc}") from None
 
 
 def _check_arguments(live: WebcamOptions, source: Source | SourceSpec) -> None:
@@ -152,13 +157,16 @@ def run_webcam(
     try:
         _check_arguments(live, source)
         # The source first: a missing camera or file is the one error the user sees.
-        opened = opened or open_stream_source(source)  # type: ignore[arg-type]
+        opened = source if isinstance(source, Source) else open_stream_source(source)
         pipe = _open_pipeline(model, options, live, log)
+        record = live.record_path
+        writer = None if record is None else VideoSink(
+            record, opened.props.fps or FALLBACK_FPS, log=log)
     except BaseException:
         if opened is not None:
             opened.close()
         raise
-    return _LiveRun(pipe, opened, options, live, log).run()
+    return _LiveRun(pipe, opened, writer, options, live, log).run()
 
 
 def _open_pipeline(model: str | os.PathLike, options: RuntimeOptions, live: WebcamOptions,
@@ -175,9 +183,10 @@ def _open_pipeline(model: str | os.PathLike, options: RuntimeOptions, live: Webc
 class _LiveRun:
     """One run of the live loop: the stream in, the window and the recording out."""
 
-    def __init__(self, pipe: FramePipeline, source: Source, options: RuntimeOptions,
-                 live: WebcamOptions, log: Log) -> None:
-        self.pipe, self.source, self.options, self.live, self.log = pipe, source, options, live, log
+    def __init__(self, pipe: FramePipeline, source: Source, writer: VideoSink | None,
+                 options: RuntimeOptions, live: WebcamOptions, log: Log) -> None:
+        self.pipe, self.source, self.writer = pipe, source, writer
+        self.options, self.live, self.log = options, live, log
         self.result = WebcamResult(provider=pipe.model.provider, record=live.record_path)
         self.controls = _Controls(faces=options.faces)
         self.fps, self.last = 0.0, time.perf_counter()
@@ -190,9 +199,7 @@ class _LiveRun:
         opencv_threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
         capture = CaptureThread(self.source).start()
-        record = self.live.record_path
-        writer = None if record is None else VideoSink(
-            record, self.source.props.fps or FALLBACK_FPS, log=self.log)
+        writer = self.writer
         stream = _Stream(self.pipe, capture, self.controls, self.source.stall_timeout).start()
         began = time.perf_counter()
         failed = True
