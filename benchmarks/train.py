@@ -83,8 +83,9 @@ class ReferenceStep:
     """``CycleGANModel.optimize_parameters`` of the reference, on gantool's networks."""
 
     def __init__(self, model: str, size: int, device: torch.device) -> None:
-        from translator.plugins.cyclegan.model import build_discriminator, build_generator
+        from translator.plugins.cyclegan.model import build_discriminator
         from translator.plugins.cyclegan.pool import ImagePool
+        from translator.plugins.cyclegan.variants import build_generator
 
         from translator.training.gan import init_normal
 

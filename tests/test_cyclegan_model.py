@@ -27,6 +27,7 @@ from translator.plugins.cyclegan.networks import (
     count_parameters,
 )
 from translator.plugins.cyclegan.pool import ImagePool
+from translator.plugins.cyclegan.variants import find_variant
 
 from translator import GantoolError, ModelSpec
 from translator.training.gan import StepContext, gradient_penalty, r1_penalty
@@ -47,7 +48,7 @@ def one_thread():
 
 def make_model(variant: str, **overrides) -> CycleGAN:
     config = CONFIGS[variant](**{"size": 32, **overrides})
-    model = CycleGAN(config, variant)
+    model = CycleGAN(config, find_variant(variant))
     model.configure_optimizers()
     return model
 

@@ -8,8 +8,14 @@ from typing import Any
 import pytest
 import torch
 from translator.plugins.cyclegan import register_models
-from translator.plugins.cyclegan.model import CycleGAN, build_generator
-from translator.plugins.cyclegan.variants import TRAIN_DEFAULTS, VARIANTS, Variant, find_variant
+from translator.plugins.cyclegan.model import CycleGAN
+from translator.plugins.cyclegan.variants import (
+    TRAIN_DEFAULTS,
+    VARIANTS,
+    Variant,
+    build_generator,
+    find_variant,
+)
 
 from translator.registry import get_registry
 from translator.specs import ModelSpec
@@ -80,7 +86,7 @@ def test_an_unknown_key_names_the_known_ones():
                                          "mobile"):
         find_variant("vit")
     with pytest.raises(ValueError, match="unknown CycleGAN variant"):
-        CycleGAN(VARIANTS[0].config(**TINY), "vit")
+        build_generator(VARIANTS[0].config(**TINY), "vit")
 
 
 def _registered() -> list[ModelSpec]:

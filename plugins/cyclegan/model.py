@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -39,15 +39,21 @@ from .networks import (
     UnetGenerator,
 )
 from .pool import ImagePool
-from .variants import find_variant
 
 #: Each variant's generator; every one says the multiple its sides need (``size_multiple``).
 Generator = ResnetGenerator | UnetGenerator | MobileResnetGenerator
 
 
-def build_generator(config: CycleGANConfig, variant: str) -> Generator:
-    """One generator of ``variant`` (``resnet``, ``unet`` or ``mobile``) for ``config``."""
-    return find_variant(variant).generator(config)
+class GeneratorFamily(Protocol):
+    """What a CycleGAN takes from its variant (a row of :data:`.variants.VARIANTS`): the
+    generator both directions use, its name and the wrapper it is exported in. A protocol,
+    so that this module never imports the table that imports it."""
+
+    def generator(self, config: CycleGANConfig, /) -> Generator: ...
+
+    def architecture(self, config: CycleGANConfig, /) -> str: ...
+
+    def exportable(self) -> type[ExportableGenerator]: ...
 
 
 def build_discriminator(config: CycleGANConfig) -> nn.Module:
@@ -90,11 +96,11 @@ class CycleGAN(GANModel):
 
     kind = "translation"
 
-    def __init__(self, config: CycleGANConfig, variant: str = "resnet") -> None:
+    def __init__(self, config: CycleGANConfig, variant: GeneratorFamily) -> None:
         super().__init__(config)
         # The bounds and choices of the config's fields, also for callers of the library.
         check_ranges(config)
-        self.variant = find_variant(variant)
+        self.variant = variant
         generator_a = self.variant.generator(config)
         self.nets["G_A"] = generator_a
         self.nets["G_B"] = self.variant.generator(config)

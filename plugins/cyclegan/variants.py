@@ -54,7 +54,7 @@ class Variant:
     def build(self, config: CycleGANConfig) -> CycleGAN:
         from .model import CycleGAN
 
-        return CycleGAN(config, self.key)
+        return CycleGAN(config, self)
 
     def summary(self, config: CycleGANConfig) -> str:
         """Parameters of one generator and one discriminator, and the generator's cost."""
@@ -190,3 +190,8 @@ def find_variant(key: str) -> Variant:
             return row
     known = ", ".join(row.key for row in VARIANTS)
     raise ValueError(f"unknown CycleGAN variant '{key}'; known: {known}")
+
+
+def build_generator(config: CycleGANConfig, key: str) -> Generator:
+    """One generator of the family ``key`` (``resnet``, ``unet`` or ``mobile``) for ``config``."""
+    return find_variant(key).generator(config)
