@@ -199,3 +199,23 @@ def test_an_aborted_video_sink_leaves_nothing(tmp_path):
     sink.write(np.zeros((24, 32, 3), np.uint8))
     sink.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_apply_plans_each_file_by_its_kind_row(tmp_path):
+    from translator.runtime.apply import ApplyReport, plan_jobs
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("P", (4, 4)).save(folder / "anim.gif")
+    _png(folder / "a.png")
+    write_video(folder / "clip.avi", frames=2, size=(32, 24))
+    (folder / "notes.txt").write_text("x")
+    report = ApplyReport()
+    jobs = plan_jobs([folder], None, "neg", report)
+    out = tmp_path / "in_neg"
+    assert [(j.src.name, j.kind, j.dst) for j in jobs] == [
+        ("a.png", IMAGE, out / "a.png"), ("anim.gif", IMAGE, out / "anim.png"),
+        ("clip.avi", VIDEO, out / "clip.mp4")]
+    assert [p.name for p, _ in report.skipped] == ["notes.txt"]
+    with pytest.raises(GantoolError, match=r"must be a video \(.mp4, .avi\) file for input clip.avi"):
+        plan_jobs([folder / "clip.avi"], tmp_path / "x.png", "neg", ApplyReport())
