@@ -18,7 +18,7 @@ from skimage import data as samples
 
 from translator.data.images import read_image
 from translator.face_align import TEMPLATE, align_face, find_face, landmark_error
-from translator.runtime.faces import create_detector
+from translator.face_detectors import create_detector
 
 
 def test_images(root: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from translator.plugins.faces.judge import enlarge, judge
 from translator.data.images import read_image
 from translator.data.pipeline import resize_square
 from translator.face_align import align_face, find_face
-from translator.runtime.faces import create_detector
+from translator.face_detectors import create_detector
 
 
 def labelled_test_faces(root: Path) -> list[tuple[Path, bool]]:

@@ -92,7 +92,7 @@ def test_the_builtin_data_sets_come_only_through_the_data_plugin(plugins_without
 
 
 def test_the_core_has_no_face_detector_of_its_own(plugins_without):
-    from translator.runtime.faces import create_detector
+    from translator.face_detectors import create_detector
 
     plugins_without("haar")
     with pytest.raises(GantoolError, match="unknown face detector 'haar'; known: none"):

@@ -20,7 +20,7 @@ from translator.face_align import (
     similarity,
     transform_points,
 )
-from translator.runtime.faces import create_detector
+from translator.face_detectors import create_detector
 from translator.runtime.pipeline import FaceOptions, FramePipeline
 from translator.runtime.session import ModelSession
 

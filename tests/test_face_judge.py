@@ -98,7 +98,7 @@ def test_align_faces_puts_every_training_face_on_the_template(tmp_path):
     from translator.config import TrainConfig
     from translator.data.datasets import open_data
     from translator.face_align import TEMPLATE, find_face, landmark_error
-    from translator.runtime.faces import create_detector
+    from translator.face_detectors import create_detector
 
     root = celeba_root(tmp_path / "celeba")
     train = TrainConfig(model="cyclegan", data=str(root), domain_a="male", domain_b="female")

@@ -10,11 +10,11 @@ from translator.plugins import faces as faces_plugin
 from translator.plugins.faces import HaarDetector, YuNetDetector
 
 from translator.errors import GantoolError
+from translator.face_detectors import create_detector
 from translator.runtime.faces import (
     BoxSmoother,
     CutDetector,
     color_match,
-    create_detector,
     detect_rgb,
 )
 from translator.runtime.pipeline import FaceOptions, FramePipeline

@@ -175,10 +175,10 @@ def test_several_faces_go_through_the_model_in_one_batch(model, monkeypatch):
 def test_webcam_detects_faces_only_every_third_frame(tmp_path, model, monkeypatch):
     from runtime_helpers import write_video
 
-    from translator.runtime import faces
+    from translator import face_detectors
 
     detector = _ScriptedDetector([[(10, 10, 30, 30)]] * 100)
-    monkeypatch.setattr(faces, "create_detector", lambda name, **options: detector)
+    monkeypatch.setattr(face_detectors, "create_detector", lambda name, **options: detector)
     clip = write_video(tmp_path / "clip.mp4", frames=30, size=(96, 64), fps=10.0)
     res = webcam.run_webcam(model, clip, RuntimeOptions(faces=True, provider="cpu"),
                             WebcamOptions(window=False), log=lambda m: None)

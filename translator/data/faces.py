@@ -24,7 +24,7 @@ from .pipeline import resize_square
 def alignment_detector() -> str:
     """The name of the detector that aligns training faces: the one face mode takes by
     default. Found once per process (finding it loads the detector's models)."""
-    from ..runtime.faces import default_detector
+    from ..face_detectors import default_detector
 
     return default_detector()[0]
 
@@ -42,7 +42,7 @@ class AlignedReader:
 
     def align(self, rgb: np.ndarray) -> np.ndarray:
         from ..face_align import align_face, find_face
-        from ..runtime.faces import create_detector
+        from ..face_detectors import create_detector
 
         if self._detector is None:
             self._detector = create_detector(self.detector_name)

@@ -1,5 +1,6 @@
-"""Face-aware mode: choosing a detector, colour match, smoothing of face boxes over video
-(alignment, the warp back and blending are in :mod:`translator.face_align`).
+"""Face-aware mode: colour match, smoothing of face boxes over video (choosing a detector
+is :mod:`translator.face_detectors`; alignment, the warp back and blending are in
+:mod:`translator.face_align`).
 
 Detectors come from plugins only (``register_face_detectors``; the built-in ones are in
 ``translator.plugins.faces``) and follow its contract: ``detect(bgr) -> [(x, y, w, h)]``.
@@ -13,36 +14,6 @@ from typing import Any
 import numpy as np
 
 Box = tuple[int, int, int, int]
-
-#: The detectors ``--faces``, ``--align-faces`` and ``gantool serve`` try, in order, when
-#: none is named: the first whose plugin and extras are installed (dlib gives landmarks).
-DEFAULT_DETECTORS = ("dlib", "haar")
-
-
-def create_detector(name: str | None = None, **options: Any) -> Any:
-    """The face detector a plugin registered under ``name`` (the built-in faces plugin
-    registers ``dlib``, ``haar`` and ``yunet``), made with ``options``; without a name, the
-    first of :data:`DEFAULT_DETECTORS` that can be made."""
-    from translator.registry import get_registry
-
-    if name is not None:
-        return get_registry().face_detector(name).create(**options)
-    return default_detector(**options)[1]
-
-
-def default_detector(**options: Any) -> tuple[str, Any]:
-    """(name, detector) of the first of :data:`DEFAULT_DETECTORS` that can be made."""
-    from translator.errors import GantoolError
-    from translator.registry import get_registry
-
-    problems = []
-    for candidate in DEFAULT_DETECTORS:
-        try:
-            return candidate, get_registry().face_detector(candidate).create(**options)
-        except GantoolError as exc:  # MissingExtra included
-            problems.append(f"{candidate}: {exc}")
-    raise GantoolError("no face detector could be made: " + "; ".join(problems))
-
 
 def color_match(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Move ``image``'s per-channel mean and spread in Lab to ``reference``'s (Reinhard)."""

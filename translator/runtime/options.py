@@ -85,7 +85,7 @@ class RuntimeOptions:
 
     def face_options(self, **extra: Any) -> Any:
         """The pipeline's face settings, with the chosen detector created."""
-        from .faces import create_detector
+        from ..face_detectors import create_detector
         from .pipeline import FaceOptions
 
         name, options = self.detector_choice()

@@ -86,7 +86,7 @@ class ServedModel:
         try:
             pipeline = self._face_pool.get_nowait()
         except queue.Empty:
-            from translator.runtime.faces import create_detector
+            from translator.face_detectors import create_detector
             from translator.runtime.pipeline import FaceOptions, FramePipeline
 
             try:
