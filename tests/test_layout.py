@@ -140,3 +140,20 @@ def test_each_package_docstring_names_its_import_name_first(module: str) -> None
     source = product_modules()[module].read_text()
     first_line = (ast.get_docstring(ast.parse(source)) or "").split("\n", 1)[0]
     assert f"``{module}``" in first_line, first_line
+
+
+def test_a_new_plugin_folder_is_installed_without_listing_it(tmp_path: Path) -> None:
+    import runpy
+
+    walk = runpy.run_path(str(ROOT / "setup.py"))["mapped_packages"]
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.setuptools]\npackage-dir = { "translator" = "translator", '
+        '"translator.plugins" = "plugins" }\n')
+    for folder in ("translator/data", "plugins/newgan", "plugins/newgan/nets", "plugins/notes"):
+        (tmp_path / folder).mkdir(parents=True)
+    for folder in ("translator", "translator/data", "plugins", "plugins/newgan",
+                   "plugins/newgan/nets"):
+        (tmp_path / folder / "__init__.py").write_text("")
+    assert walk(tmp_path) == ["translator", "translator.data", "translator.plugins",
+                              "translator.plugins.newgan", "translator.plugins.newgan.nets"]
+    assert set(walk(ROOT)) >= {"translator.training", "translator.plugins.cyclegan"}

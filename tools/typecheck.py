@@ -56,14 +56,14 @@ def real_paths(line: str, prefixes: dict[str, str]) -> str:
     return line
 
 
-#: Folders of code that uses the package without being part of it; checked file by file.
-USERS = ("tests", "benchmarks", "examples")
+#: Code that uses the package or builds it without being part of it; checked file by file.
+USERS = ("tests", "benchmarks", "examples", "tools")
 
 
 def user_files() -> list[str]:
     """The Python files git keeps under USERS (not build output an example's install left)."""
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--",
-                             *(f"{folder}/*.py" for folder in USERS)],
+                             "setup.py", *(f"{folder}/*.py" for folder in USERS)],
                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return sorted(path for path in listed.splitlines() if "/build/" not in path)
 
