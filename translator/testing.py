@@ -37,6 +37,7 @@ from .config import TrainConfig
 from .registry import get_registry
 from .specs import ExportRequest, ModelSpec
 from .training.checkpoint import find_checkpoint, load_into, load_weights
+from .training.runs import load_model
 
 #: Config fields shrunk for the check when a model's config has them (widths, depths,
 #: noise length); every other field keeps its default, so a plugin needs nothing special.
@@ -203,7 +204,9 @@ def _export_every_generator(spec: ModelSpec, run: Path, out: Path) -> list[Path]
     exporter = get_registry().exporter("onnx")
     with _step(spec.name, "exporting to ONNX"):
         paths = exporter.export(ExportRequest(run_dir=run, output=out, options={"log": None}))
-    wanted = GENERATOR_NAMES[spec.kind]
+    # One file per direction the model has: a one-way model (a2b only) exports one.
+    with torch.random.fork_rng(devices=[]):  # building draws weights from the global stream
+        wanted = load_model(run)[0].generators()
     if spec.kind == "translation" and len(paths) != len(wanted):
         raise ContractError(f"{spec.name}: exported {len(paths)} file(s), expected one per "
                             f"direction ({', '.join(sorted(wanted))})")
