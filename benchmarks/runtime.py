@@ -121,9 +121,9 @@ def median_seconds(fn: Callable[[], Any], warmup: int, repeats: int) -> float:
 
 def cuda_works() -> bool:
     """Whether onnxruntime can really run on CUDA here (listing the provider proves nothing)."""
-    from translator.runtime.session import _no_gpu_reason
+    from translator.runtime.providers import no_gpu_reason
 
-    return torch.cuda.is_available() and _no_gpu_reason() is None
+    return torch.cuda.is_available() and no_gpu_reason() is None
 
 
 def bench_variant(name: str, module: torch.nn.Module, path: Path, args: argparse.Namespace,

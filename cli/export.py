@@ -160,7 +160,8 @@ def export_command() -> None:
 @click.command("inspect")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--check-providers", is_flag=True,
-              help="Also open the model on CUDA to see whether it really runs there.")
+              help="Also open the model on each provider this onnxruntime has, to see whether "
+                   "it really runs there.")
 def inspect_command(path: Path, check_providers: bool) -> None:
     """Describe an ONNX file: inputs, outputs, opset, size, gantool metadata, and the
     onnxruntime providers this machine offers."""

@@ -1,6 +1,8 @@
-"""``gantool plugins`` and ``gantool models``."""
+"""``gantool plugins``, ``gantool models`` and ``gantool providers``."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -54,6 +56,20 @@ def models_command(pattern: str) -> None:
             click.echo(f"{'':<{width}}  {spec.summary(spec.config())}")
 
 
+@click.command("providers")
+@click.option("--check", "model", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE.onnx", help="Open this model on each provider the installed "
+              "onnxruntime has, to see whether it really runs there.")
+def providers_command(model: Path | None) -> None:
+    """List the execution providers --provider accepts, which of them the installed
+    onnxruntime package has, and how to get the others."""
+    from translator.runtime.describe import provider_lines
+
+    for line in provider_lines(model):
+        click.echo(line)
+
+
 def add_commands(cli: click.Group) -> None:
     cli.add_command(plugins_command)
     cli.add_command(models_command)
+    cli.add_command(providers_command)

@@ -107,28 +107,32 @@ def _dtype(value_info: Any) -> str:
 
 
 def provider_lines(check_path: Path | None = None) -> list[str]:
-    """The onnxruntime providers offered here, with the caveat that offered is not usable;
-    with ``check_path``, open that model on CUDA to find out."""
+    """The execution providers gantool knows, which of them this onnxruntime package has,
+    and, with ``check_path``, whether that model really runs on each of those."""
     import onnxruntime as ort
+
+    from .providers import PROVIDER_ROWS
 
     offered = ort.get_available_providers()
     lines = [f"onnxruntime {ort.__version__} ({ort.get_device()}) offers: {', '.join(offered)}"]
-    gpu = [p for p in offered if p != "CPUExecutionProvider"]
-    if gpu and check_path is None:
-        lines.append("  Note: offered only means compiled in: onnxruntime-gpu lists CUDA and says 'GPU'")
-        lines.append("  even without a GPU or CUDA/cuDNN libraries. --check-providers opens the model")
-        lines.append("  on CUDA to find out.")
-    if check_path is not None and "CUDAExecutionProvider" in offered:
-        lines.append(_cuda_check(check_path))
+    width = max(len(row.name) for row in PROVIDER_ROWS)
+    for row in PROVIDER_ROWS:
+        if row.ort_name not in offered:
+            state = f"not in this package ({row.install})" if row.install else "not in this package"
+        elif check_path is None:
+            state = "in this package"
+        else:
+            state = _usable(check_path, row.name)
+        lines.append(f"  --provider {row.name:<{width}}  {row.ort_name:<26} {state}")
+    if check_path is None and any(p != "CPUExecutionProvider" for p in offered):
+        lines.append("  Note: in the package only means compiled in: onnxruntime-gpu lists CUDA and says")
+        lines.append("  'GPU' even without a GPU or CUDA/cuDNN libraries. Opening a model on each")
+        lines.append("  finds out: gantool providers --check FILE.onnx (or inspect --check-providers).")
     return lines
 
 
-def _cuda_check(path: Path) -> str:
-    from translator.runtime.session import create_session
+def _usable(path: Path, provider: str) -> str:
+    from .session import provider_check
 
-    try:
-        session = create_session(path, "cuda", log=lambda _line: None)
-        return f"  CUDA check: usable (session runs on {session.get_providers()[0]})"
-    except GantoolError as exc:
-        reason = str(exc).split(" is not usable here: ")[-1]
-        return f"  CUDA check: not usable ({reason}); models run on CPUExecutionProvider"
+    reason = provider_check(path, provider)
+    return "usable" if reason is None else f"not usable ({reason})"

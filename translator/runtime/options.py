@@ -30,8 +30,11 @@ MODEL_FIELDS = frozenset({"provider", "size", "input_range"})
 class RuntimeOptions:
     """Options shared by the runtime's commands; each field is a flag of those that offer it."""
 
-    provider: Literal["auto", "cuda", "tensorrt", "cpu"] = field(default="auto", metadata={
-        "help": "onnxruntime execution provider; auto uses CUDA when it works, else CPU."})
+    provider: Literal["auto", "cpu", "cuda", "tensorrt", "openvino", "coreml", "directml",
+                      "rocm"] = field(default="auto", metadata={
+        "help": "onnxruntime execution provider; auto uses CUDA when it works, else CPU. One "
+                "this onnxruntime package lacks, or that does not start here, falls back to "
+                "the CPU with one line saying why (gantool providers lists them)."})
     size: int | None = field(default=None, metadata={
         "help": "Processing size (short side, pixels). Default: apply and translate run each "
                 "image at its own size (short side from the training size up to 1024); "

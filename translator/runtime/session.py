@@ -5,8 +5,6 @@ onnxruntime is imported inside functions so that importing this module stays che
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import sys
 from collections.abc import Callable
@@ -19,14 +17,11 @@ import numpy as np
 from translator import onnx_metadata as onnx_meta
 from translator.errors import GantoolError
 
-Provider = Literal["auto", "cuda", "tensorrt", "cpu"]
-PROVIDERS: tuple[str, ...] = ("auto", "cuda", "tensorrt", "cpu")
+from . import providers
+
 Log = Callable[[str], None]
 
-_CPU = "CPUExecutionProvider"
-_CUDA = "CUDAExecutionProvider"
-_TRT = "TensorrtExecutionProvider"
-_SHORT = {_CPU: "cpu", _CUDA: "cuda", _TRT: "tensorrt"}
+_CPU = providers.CPU
 
 DEFAULT_SIZE = 256
 DEFAULT_RANGE = (-1.0, 1.0)
@@ -209,119 +204,75 @@ def _check_fixed_size(info: ModelInfo, size_asked: bool, log: Log) -> None:
         log(f"Note: {note}.")
 
 
-def _quiet_preload(ort: Any) -> str:
-    """Run ``ort.preload_dlls()`` (finds CUDA/cuDNN from nvidia-* wheels or torch) without
-    letting its per-library messages reach the user; return what it printed."""
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        with contextlib.suppress(Exception):
-            ort.preload_dlls()
-    return buf.getvalue()
-
-
-def _no_gpu_reason() -> str | None:
-    """A reason CUDA cannot work that is cheap to know before trying (Linux only)."""
-    if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version"):
-        return "no NVIDIA GPU driver found"
-    return None
-
-
-def _missing_library(preload_output: str) -> str | None:
-    for line in preload_output.splitlines():
-        if line.startswith("Failed to load "):
-            return line.removeprefix("Failed to load ").split(":")[0].strip()
-    return None
-
-
-def _trt_cache_dir() -> Path:
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "gantool" / "tensorrt"
-
-
-def provider_options(name: str) -> dict[str, str]:
-    """The options gantool gives a provider, chosen rather than left at onnxruntime's defaults.
-
-    CUDA: cuDNN's heuristic choice of convolution algorithm, since the default exhaustive
-    search runs again for every new input shape (every upload in ``serve``, every size group
-    in ``apply``); and an arena that grows by what is asked, not in powers of two.
-    TensorRT: engines and timings cached on disk, so that only the first run builds them.
-    """
-    if name == _CUDA:
-        return {"cudnn_conv_algo_search": "HEURISTIC", "arena_extend_strategy": "kSameAsRequested"}
-    if name == _TRT:
-        cache = _trt_cache_dir()
-        with contextlib.suppress(OSError):
-            cache.mkdir(parents=True, exist_ok=True)
-        if not cache.is_dir():  # a read-only home: engines are built on every run
-            return {}
-        return {"trt_engine_cache_enable": "True", "trt_timing_cache_enable": "True",
-                "trt_engine_cache_path": str(cache), "trt_timing_cache_path": str(cache)}
-    return {}
-
-
 def create_session(path: Path, provider: str = "auto", log: Log = stderr_log,
                    threads: int | None = None) -> Any:
-    """An ``InferenceSession`` on the requested provider.
+    """An ``InferenceSession`` on the requested provider, or on the CPU with one line why.
 
     ``threads`` sets onnxruntime's intra-op threads (default: one per core) for streams
     where other stages share the cores; its threads then sleep instead of spinning
     between runs, so they leave those cores to capture and face detection.
 
-    ``auto`` tries CUDA and falls back to CPU with one line saying why; ``cuda`` and
-    ``tensorrt`` fail with :class:`GantoolError` when that provider cannot be used.
+    ``auto`` tries CUDA. Any provider this onnxruntime package lacks, or that does not
+    start here, falls back to the CPU (TensorRT to CUDA first) and :data:`log` gets one
+    line saying why and what runs instead (see :mod:`translator.runtime.providers`).
     """
+    session, plan = _open(path, provider, threads)
+    if plan.reason is not None:
+        log(providers.fallback_line(provider, plan.reason, session.get_providers()[0]))
+    return session
+
+
+def provider_check(path: Path, provider: str) -> str | None:
+    """Why ``path`` does not run on ``provider`` here (None: it does), by opening it there."""
+    return _open(path, provider, None)[1].reason
+
+
+def _open(path: Path, provider: str, threads: int | None) -> tuple[Any, providers.ProviderPlan]:
     import onnxruntime as ort
 
-    if provider not in PROVIDERS:
-        raise GantoolError(f"unknown provider '{provider}'; choose from {', '.join(PROVIDERS)}")
+    if provider not in providers.PROVIDERS:
+        raise GantoolError(f"unknown provider '{provider}'; choose from {', '.join(providers.PROVIDERS)}")
     path = check_model_path(path)
-    available = ort.get_available_providers()
-    # onnxruntime-gpu lists CUDA even on machines without a GPU, so a listed provider
-    # proves nothing: we create the session and read back what it really uses.
-    wanted = {"cpu": [_CPU], "cuda": [_CUDA, _CPU], "tensorrt": [_TRT, _CUDA, _CPU]}
-    reason = None
-    if provider == "auto":
-        if _CUDA not in available:
-            reason = "this onnxruntime package has no CUDA provider"
-        else:
-            reason = _no_gpu_reason()
-        chosen = [_CPU] if reason else [_CUDA, _CPU]
-    else:
-        chosen = wanted[provider]
-        missing = [p for p in chosen[:-1] if p not in available]
-        if missing:
-            raise GantoolError(
-                f"--provider {provider}: this onnxruntime package has no {missing[0]} "
-                "(install onnxruntime-gpu, and only that onnxruntime package)"
-            )
-    preload_output = _quiet_preload(ort) if chosen[0] != _CPU else ""
+    plan = providers.plan_providers(provider, ort.get_available_providers())
+    if plan.wanted.preload and plan.chain[0] != _CPU:
+        plan.preload_output = providers.quiet_preload(ort)
     # onnxruntime logs its errors (coloured "[E:onnxruntime:...]" lines) before raising, and
     # without CUDA libraries an error and a warning before falling back: each becomes our
     # own one line (the exception, or the fallback note), so only fatal ones may print.
     ort.set_default_logger_severity(4)
+    session = _started(ort, path, _session_options(ort, threads), plan)
+    if plan.reason is None and session.get_providers()[0] != plan.chain[0]:
+        plan.reason = providers.why_not_used(plan)
+    return session, plan
+
+
+def _session_options(ort: Any, threads: int | None) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 4
     if threads is not None:
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _started(ort: Any, path: Path, options: Any, plan: providers.ProviderPlan) -> Any:
+    """A session on ``plan``'s providers; when one of them refuses to start (an exception,
+    where CUDA falls back quietly), a session on the CPU with the reason in ``plan``. A
+    file the CPU cannot load either is the user's error, said as :func:`_load_error` says it."""
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=chosen,
-                                       provider_options=[provider_options(p) for p in chosen])
+        return ort.InferenceSession(str(path), sess_options=options, providers=plan.chain,
+                                    provider_options=plan.options)
+    except Exception as exc:
+        if plan.chain == [_CPU]:
+            raise _load_error(path, exc) from None
+        failed = exc
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=[_CPU])
     except Exception as exc:
         raise _load_error(path, exc) from None
-    used = session.get_providers()
-    if chosen[0] != _CPU and used[0] != chosen[0]:
-        lib = _missing_library(preload_output)
-        why = _no_gpu_reason() or (
-            f"{lib} could not be loaded" if lib else f"{chosen[0]} failed to initialise"
-        )
-        if provider == "auto":
-            reason = why
-        else:
-            raise GantoolError(f"--provider {provider} is not usable here: {why}")
-    if reason:
-        log(f"CUDA not used ({reason}); running on CPU.")
+    first = str(failed).strip().splitlines()[0].split(" : ")[-1].strip() if str(failed) else ""
+    plan.reason = f"{plan.wanted.ort_name} failed to start: {first[:200] or type(failed).__name__}"
     return session
 
 
@@ -379,12 +330,12 @@ class ModelSession:
         self.session = create_session(self.path, provider, log, threads)
         self.info = model_info(self.session, self.path, size, input_range, log)
         self.provider = self.session.get_providers()[0]
-        self._io_binding = self.provider in (_CUDA, _TRT)
+        self._io_binding = self.provider in providers.CUDA_DEVICE_PROVIDERS
 
     @property
     def provider_name(self) -> str:
-        """Short name of the provider in use: cpu, cuda or tensorrt."""
-        return _SHORT.get(self.provider, self.provider)
+        """Short name of the provider in use (``--provider``'s name for it: cpu, cuda...)."""
+        return providers.short_name(self.provider)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
