@@ -137,6 +137,10 @@ def translate_command(run: str, inputs: tuple[str, ...], output: str | None, dir
     "--max-frames is reached, q or Ctrl+C is pressed; not after an error).",
 )
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames.")
+@click.option("--virtual-camera", is_flag=True,
+              help="Also send the translated stream to a virtual camera that video-call and "
+                   "streaming apps can pick, at the source's size and frame rate (pip install "
+                   '"gantool[vcam]"; v4l2loopback on Linux, OBS\'s virtual camera elsewhere).')
 @click.option("--detect-every", type=click.IntRange(min=1), default=3, show_default=True,
               metavar="N", help="--faces: run the face detector on every N-th frame; the "
               "tracked boxes stand in between.")
@@ -158,7 +162,8 @@ def webcam_command(model: str, camera: int, source: str | None, no_window: bool,
     """
     from translator.runtime.webcam import WebcamOptions, run_webcam
 
-    # The remaining flags (record, max_frames, detect_every, snapshot_dir) are its fields.
+    # The remaining flags (record, max_frames, detect_every, snapshot_dir, virtual_camera)
+    # are its fields.
     live = WebcamOptions(window=not no_window, **flags)
     result = run_webcam(model, source if source is not None else camera, options, live, log=_log)
     if no_window and live.record is None:

@@ -8,15 +8,18 @@ video with the source's sound.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from translator.errors import GantoolError
 from translator.safe_write import atomic_path
 
 from .session import Log
-from .sources import IMAGE, VIDEO, Source, SourceKind
+from .sources import FALLBACK_FPS, IMAGE, VIDEO, Source, SourceKind
 from .video import VideoSink
 
 # Formats written as themselves; any other image input is written as PNG.
@@ -69,6 +72,80 @@ class ImageSink:
 
     def abort(self) -> None:
         """Nothing to throw away: a frame is written whole or not at all."""
+
+
+#: How to get a virtual camera for pyvirtualcam to send to, by platform.
+VIRTUAL_CAMERA_HOWTO = {
+    "linux": "install v4l2loopback (e.g. sudo apt install v4l2loopback-dkms) and load it: "
+             "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=gantool",
+    "win32": "install OBS Studio (28 or later) and start its virtual camera once",
+    "darwin": "install OBS Studio (28 or later) and start its virtual camera once",
+}
+
+
+def virtual_camera_howto() -> str:
+    return VIRTUAL_CAMERA_HOWTO.get(sys.platform, VIRTUAL_CAMERA_HOWTO["linux"])
+
+
+def open_pyvirtualcam(width: int, height: int, fps: float) -> Any:
+    """A pyvirtualcam camera taking RGB frames of ``width`` x ``height`` at ``fps``, on the
+    backend pyvirtualcam finds (v4l2loopback on Linux, OBS's virtual camera elsewhere)."""
+    import pyvirtualcam  # type: ignore[import-not-found]  # the vcam extra
+
+    try:
+        return pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.RGB)
+    except (RuntimeError, KeyError, OSError) as exc:  # KeyError: a backend it does not know
+        why = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise GantoolError(f"--virtual-camera: no virtual camera to send to ({why}); "
+                           f"{virtual_camera_howto()}") from None
+
+
+def check_pyvirtualcam() -> None:
+    """Raise one clear line when pyvirtualcam is not installed."""
+    try:
+        import pyvirtualcam  # noqa: F401
+    except ImportError:
+        raise GantoolError('--virtual-camera needs pyvirtualcam: pip install "gantool[vcam]"; '
+                           f"then {virtual_camera_howto()}") from None
+
+
+class VirtualCameraSink:
+    """Frames to a virtual camera that video-call and streaming apps can pick, at the size
+    of the first frame and the source's frame rate. Opened on the first frame, when its
+    size is known; ``opener`` makes the camera (pyvirtualcam, or a stand-in)."""
+
+    def __init__(self, fps: float, opener: Callable[[int, int, float], Any] | None = None,
+                 log: Log | None = None) -> None:
+        self.fps, self.opener, self.log = fps, opener or open_pyvirtualcam, log
+        self.frames = 0
+        self.camera: Any = None
+        #: The device frames go to, once open (e.g. /dev/video2, "OBS Virtual Camera").
+        self.path = Path("virtual camera")
+
+    @classmethod
+    def open_for(cls, source: Source, log: Log | None = None) -> VirtualCameraSink:
+        """A sink at ``source``'s frame rate; raises one line when pyvirtualcam is missing."""
+        check_pyvirtualcam()
+        return cls(source.props.fps or FALLBACK_FPS, log=log)
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.camera is None:
+            self.camera = self.opener(frame.shape[1], frame.shape[0], self.fps)
+            self.path = Path(str(getattr(self.camera, "device", "virtual camera")))
+            if self.log is not None:
+                self.log(f"Sending to the virtual camera {self.path} "
+                         f"({frame.shape[1]}x{frame.shape[0]} at {self.fps:g} FPS)")
+        self.camera.send(np.ascontiguousarray(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.camera is not None:
+            self.camera.close()
+            self.camera = None
+
+    def abort(self) -> None:
+        """A camera has nothing to throw away: let go of it."""
+        self.close()
 
 
 #: What each kind of input file's frames are written as (a folder's by its members' kinds).

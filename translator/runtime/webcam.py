@@ -25,7 +25,7 @@ from .capture import CaptureThread
 from .options import RuntimeOptions
 from .pipeline import FaceOptions, FramePipeline
 from .session import Log, stderr_log
-from .sinks import ImageSink
+from .sinks import ImageSink, Sink, VirtualCameraSink, check_pyvirtualcam
 from .sources import FALLBACK_FPS, VIDEO, Source, SourceSpec, is_video_path, open_source
 from .stages import END, Frame, LatencyStats, Mailbox, Stage
 from .video import VideoSink
@@ -85,6 +85,8 @@ class WebcamOptions:
     detect_every: int = 3
     #: onnxruntime threads (None: :func:`inference_threads`).
     threads: int | None = None
+    #: Also send the translated stream to a virtual camera (pyvirtualcam).
+    virtual_camera: bool = False
 
     @property
     def record_path(self) -> Path | None:
@@ -107,6 +109,8 @@ def _check_arguments(live: WebcamOptions, source: Source | SourceSpec) -> None:
         raise GantoolError("no display to open a window on (DISPLAY is not set); use --no-window")
     if live.max_frames is not None and live.max_frames < 1:
         raise GantoolError("--max-frames must be at least 1")
+    if live.virtual_camera:
+        check_pyvirtualcam()
     record = live.record_path
     if record is None:
         return
@@ -162,11 +166,12 @@ def run_webcam(
         record = live.record_path
         writer = None if record is None else VideoSink(
             record, opened.props.fps or FALLBACK_FPS, log=log)
+        outputs: list[Sink] = [VirtualCameraSink.open_for(opened, log)] if live.virtual_camera else []
     except BaseException:
         if opened is not None:
             opened.close()
         raise
-    return _LiveRun(pipe, opened, writer, options, live, log).run()
+    return _LiveRun(pipe, opened, writer, options, live, log, outputs).run()
 
 
 def _open_pipeline(model: str | os.PathLike, options: RuntimeOptions, live: WebcamOptions,
@@ -184,8 +189,11 @@ class _LiveRun:
     """One run of the live loop: the stream in, the window and the recording out."""
 
     def __init__(self, pipe: FramePipeline, source: Source, writer: VideoSink | None,
-                 options: RuntimeOptions, live: WebcamOptions, log: Log) -> None:
+                 options: RuntimeOptions, live: WebcamOptions, log: Log,
+                 outputs: list[Sink]) -> None:
         self.pipe, self.source, self.writer = pipe, source, writer
+        #: Live outputs besides the recording (a virtual camera): every frame, closed at the end.
+        self.outputs = outputs
         self.options, self.live, self.log = options, live, log
         self.result = WebcamResult(provider=pipe.model.provider, record=live.record_path)
         self.controls = _Controls(faces=options.faces)
@@ -216,6 +224,8 @@ class _LiveRun:
             self.result.dropped = capture.dropped + stream.dropped
             if writer is not None:
                 _finish_recording(writer, self.log, failed)
+            for output in self.outputs:
+                output.close()
             if self.live.window:
                 cv2.destroyAllWindows()
             cv2.setNumThreads(opencv_threads)
@@ -232,6 +242,8 @@ class _LiveRun:
             assert out is not None
             if writer is not None:
                 writer.write(out)
+            for output in self.outputs:
+                output.write(out)
             self.result.frames += 1
             now = self._tick()
             if self.live.window and self._show(out, 1000 * (now - frame.captured)):
