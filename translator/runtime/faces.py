@@ -8,12 +8,18 @@ Detectors come from plugins only (``register_face_detectors``; the built-in ones
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from translator.errors import GantoolError
+
 Box = tuple[int, int, int, int]
+#: A face as tracked over a video: its track's id and its box.
+Tracked = tuple[int, Box]
 
 def color_match(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Move ``image``'s per-channel mean and spread in Lab to ``reference``'s (Reinhard)."""
@@ -38,13 +44,19 @@ class BoxSmoother:
     def __init__(self, alpha: float = 0.4, min_iou: float = 0.3, hold: int = 3) -> None:
         self.alpha, self.min_iou, self.hold = alpha, min_iou, hold
         self.tracks: list[dict[str, Any]] = []
+        # Ids are never reused, not even after a reset: a face after a cut is a new face.
+        self._ids = itertools.count()
 
     def reset(self) -> None:
         self.tracks = []
 
     def current(self) -> list[Box]:
         """The tracks' boxes as they stand, for frames between detections."""
-        return [tuple(int(round(v)) for v in t["box"]) for t in self.tracks]  # type: ignore[misc]
+        return [box for _, box in self.tracked()]
+
+    def tracked(self) -> list[Tracked]:
+        """Each track's id (the same for one face over the frames it is followed) and box."""
+        return [(t["id"], tuple(int(round(v)) for v in t["box"])) for t in self.tracks]  # type: ignore[misc]
 
     def update(self, boxes: Sequence[Sequence[int]]) -> list[Box]:
         unmatched = list(self.tracks)
@@ -52,14 +64,17 @@ class BoxSmoother:
         for box in boxes:
             b = np.asarray(box[:4], np.float64)
             best = max(unmatched, key=lambda t: _iou(t["box"], b), default=None)
+            track_id = None
             if best is not None and _iou(best["box"], b) >= self.min_iou:
                 # By identity: list.remove compares dicts, whose numpy boxes have no truth value.
                 unmatched = [t for t in unmatched if t is not best]
                 b = self.alpha * b + (1 - self.alpha) * best["box"]
-            new_tracks.append({"box": b, "missed": 0})
+                track_id = best["id"]
+            new_tracks.append({"box": b, "missed": 0,
+                               "id": next(self._ids) if track_id is None else track_id})
         for track in unmatched:
             if track["missed"] < self.hold:
-                new_tracks.append({"box": track["box"], "missed": track["missed"] + 1})
+                new_tracks.append({**track, "missed": track["missed"] + 1})
         self.tracks = new_tracks
         return self.current()
 
@@ -88,6 +103,103 @@ class CutDetector:
         thumb = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.int16)
         previous, self.previous = self.previous, thumb
         return previous is not None and float(np.abs(thumb - previous).mean()) > self.threshold
+
+
+def _largest(faces: Sequence[Tracked]) -> Tracked:
+    return max(faces, key=lambda f: f[1][2] * f[1][3])
+
+
+def _leftmost(faces: Sequence[Tracked]) -> Tracked:
+    return min(faces, key=lambda f: f[1][0] + f[1][2] / 2)
+
+
+def _rightmost(faces: Sequence[Tracked]) -> Tracked:
+    return max(faces, key=lambda f: f[1][0] + f[1][2] / 2)
+
+
+#: ``--face`` words that pick one face of those in view (``N`` picks the N-th from the left).
+ONE_FACE_RULES: dict[str, Callable[[Sequence[Tracked]], Tracked]] = {
+    "largest": _largest, "left": _leftmost, "right": _rightmost}
+#: ``--face`` words that pick every face read as that gender.
+GENDERS = ("female", "male")
+FACE_CHOICES = ("all", *ONE_FACE_RULES, "N", *GENDERS)
+
+
+@dataclass(frozen=True)
+class FaceChoice:
+    """Which faces of a frame are translated (``--face``): all; one (the largest, the
+    leftmost, the rightmost, the N-th from the left), followed from then on; or every
+    face the detector reads as one gender."""
+
+    rule: str = "all"
+    #: For ``rule == "N"``: which face from the left, from 1.
+    index: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> FaceChoice:
+        word = text.strip().lower()
+        if word.isdigit() and int(word) >= 1:
+            return cls("N", int(word))
+        if word in FACE_CHOICES and word != "N":
+            return cls(word)
+        raise GantoolError(f"--face {text}: choose all, largest, left, right, female, male, "
+                           "or a number N (the N-th face from the left, from 1)")
+
+    @property
+    def follows_one(self) -> bool:
+        return self.rule in ONE_FACE_RULES or self.rule == "N"
+
+    def first_pick(self, faces: Sequence[Tracked]) -> Tracked | None:
+        """The one face this choice picks among ``faces`` (none in view: None)."""
+        if not faces:
+            return None
+        if self.rule == "N":
+            by_x = sorted(faces, key=lambda f: f[1][0] + f[1][2] / 2)
+            return by_x[self.index - 1] if self.index <= len(by_x) else None
+        return ONE_FACE_RULES[self.rule](faces)
+
+
+#: Reads a face's gender: (BGR frame, box) -> "female" or "male". Detectors that can
+#: offer it as a ``gender(bgr, box)`` method, as they offer ``landmarks``.
+GenderReader = Callable[[np.ndarray, Box], str]
+
+
+@dataclass
+class FaceSelector:
+    """Applies a :class:`FaceChoice` over a video: a face once picked is followed by its
+    track id until it leaves (then the choice is made again among those in view), and a
+    face's gender is read once per track, so the choice never jumps between people."""
+
+    choice: FaceChoice
+    read_gender: GenderReader | None = None
+    chosen: int | None = None
+    genders: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.choice.rule in GENDERS and self.read_gender is None:
+            raise GantoolError(f"--face {self.choice.rule} needs a face detector that reads "
+                               "gender (the dlib detector does, with the faces extra: pip "
+                               'install "gantool[faces]")')
+
+    def reset(self) -> None:
+        self.chosen = None
+        self.genders.clear()
+
+    def select(self, faces: Sequence[Tracked], bgr: np.ndarray | None = None) -> list[Box]:
+        """The boxes of ``faces`` to translate; ``bgr`` is the frame (for reading gender)."""
+        if self.choice.rule == "all":
+            return [box for _, box in faces]
+        if self.choice.rule in GENDERS:
+            return [box for track, box in faces if self._gender(track, box, bgr) == self.choice.rule]
+        followed = [f for f in faces if f[0] == self.chosen]
+        picked = followed[0] if followed else self.choice.first_pick(faces)
+        self.chosen = None if picked is None else picked[0]
+        return [] if picked is None else [picked[1]]
+
+    def _gender(self, track: int, box: Box, bgr: np.ndarray | None) -> str | None:
+        if track not in self.genders and bgr is not None and self.read_gender is not None:
+            self.genders[track] = self.read_gender(bgr, box)
+        return self.genders.get(track)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

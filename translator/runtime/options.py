@@ -45,6 +45,11 @@ class RuntimeOptions:
                 "gantool metadata.", "metavar": "LO,HI"})
     faces: bool = field(default=False, metadata={
         "help": "Translate only the faces, blended back into the frame."})
+    face: str = field(default="all", metadata={
+        "help": "Which faces (implies --faces): all; largest, left, right, or N (the N-th "
+                "from the left), each followed across a video's frames once chosen; female "
+                "or male, as the face detector reads them (dlib's does).",
+        "metavar": "all|largest|left|right|N|female|male"})
     detector: str | None = field(default=None, metadata={
         "help": "Face detector plugin (built in: dlib, haar, yunet). Default: dlib when "
                 'installed (pip install "gantool[faces]"), else haar; yunet with --face-model.',
@@ -64,6 +69,10 @@ class RuntimeOptions:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        from .faces import FaceChoice
+
+        if FaceChoice.parse(self.face).rule != "all" and not self.faces:
+            object.__setattr__(self, "faces", True)  # a choice of faces means face mode
         if self.input_range is not None:
             from .session import parse_range
 
@@ -89,8 +98,10 @@ class RuntimeOptions:
     def face_options(self, **extra: Any) -> Any:
         """The pipeline's face settings, with the chosen detector created."""
         from ..face_detectors import create_detector
+        from .faces import FaceChoice
         from .pipeline import FaceOptions
 
         name, options = self.detector_choice()
-        return FaceOptions(create_detector(name, **options),
-                           blend=self.blend, color_match=self.color_match, **extra)
+        return FaceOptions(create_detector(name, **options), blend=self.blend,
+                           color_match=self.color_match, choice=FaceChoice.parse(self.face),
+                           **extra)

@@ -15,6 +15,7 @@ import numpy as np
 
 from translator.errors import GantoolError
 
+from .faces import FaceChoice, FaceSelector, Tracked
 from .session import ModelInfo, OpenModel
 
 
@@ -111,6 +112,8 @@ class FaceOptions:
     #: Detect on a copy of the frame scaled so its long side is at most this (None: full
     #: size); boxes are scaled back. Faces below the detector's minimum size there are missed.
     detect_side: int | None = None
+    #: Which of the faces found are translated (``--face``); the others are left as they are.
+    choice: FaceChoice = field(default_factory=FaceChoice)
 
 
 class FramePipeline:
@@ -138,6 +141,7 @@ class FramePipeline:
         #: Faces found in each frame of the last :meth:`process` call in face mode.
         self.last_face_counts: list[int] = []
         self._frames_since_detection = 0
+        self._selector: FaceSelector | None = None
         from .faces import BoxSmoother, CutDetector
 
         self._cuts = CutDetector()
@@ -148,6 +152,8 @@ class FramePipeline:
         """Forget the face tracks of the previous video."""
         self._frames_since_detection = 0
         self._cuts.reset()
+        if self._selector is not None:
+            self._selector.reset()
         if self.faces is not None and self.faces.smoother is not None:
             self.faces.smoother.reset()
 
@@ -184,24 +190,40 @@ class FramePipeline:
         return results
 
     def face_boxes(self, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
-        """Face boxes of one RGB frame (face mode). In a video (``smooth``) the detector runs
-        on every ``detect_every``-th frame and the smoother's tracks stand in between, and
-        a missed detection keeps the tracks for a few detections (no popping). A cut ends
-        every track and brings the next detection forward to this frame."""
+        """Boxes of the faces to translate in one RGB frame (face mode), as ``--face``
+        chooses among those found. In a video (``smooth``) the detector runs on every
+        ``detect_every``-th frame and the smoother's tracks stand in between, a missed
+        detection keeps the tracks for a few detections (no popping), and a face once chosen
+        is followed by its track. A cut ends every track and brings the next detection
+        forward to this frame."""
         from .faces import detect_scaled
 
         opts = self.faces
         assert opts is not None
-        if opts.smoother is None:
-            return detect_scaled(opts.detector, frame, opts.detect_side)
+        selector = self._face_selector(opts)
+        if opts.smoother is None:  # a still: its own faces, chosen afresh
+            selector.reset()
+            found = detect_scaled(opts.detector, frame, opts.detect_side)
+            return selector.select(list(enumerate(found)), frame[..., ::-1])
+        return selector.select(self._tracked_faces(frame, opts), frame[..., ::-1])
+
+    def _face_selector(self, opts: FaceOptions) -> FaceSelector:
+        if self._selector is None or self._selector.choice != opts.choice:
+            self._selector = FaceSelector(opts.choice, getattr(opts.detector, "gender", None))
+        return self._selector
+
+    def _tracked_faces(self, frame: np.ndarray, opts: FaceOptions) -> list[Tracked]:
+        from .faces import detect_scaled
+
+        assert opts.smoother is not None
         if self._cuts.is_cut(frame):
             opts.smoother.reset()
             self._frames_since_detection = 0
         due = self._frames_since_detection % max(1, opts.detect_every) == 0
         self._frames_since_detection += 1
         if due:
-            return opts.smoother.update(detect_scaled(opts.detector, frame, opts.detect_side))
-        return opts.smoother.current()
+            opts.smoother.update(detect_scaled(opts.detector, frame, opts.detect_side))
+        return opts.smoother.tracked()
 
     def translate_faces(self, frames: Sequence[np.ndarray],
                         boxes: Sequence[Sequence[tuple[int, int, int, int]]]) -> list[np.ndarray]:
