@@ -209,6 +209,11 @@ def main() -> None:
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end pipeline")
     parser.add_argument("--no-precision", action="store_true",
                         help="skip the fp32/int8 table, the physical floor and end to end")
+    parser.add_argument("--ratios-only", action="store_true",
+                        help="only the end-to-end / model-alone table (no variant or precision "
+                        "tables)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of the end-to-end / model-alone table")
     parser.add_argument("--keep", type=Path, default=None, help="keep the ONNX files here")
     parser.add_argument("--run", action="append", default=[], metavar="VARIANT=RUN",
                         help="time RUN's trained a2b generator for VARIANT instead of random "
@@ -397,7 +402,48 @@ def precision_table(args: argparse.Namespace, files: dict[str, Path],
           "(median); FPS at most 30.")
 
 
+def model_alone_as_streamed(path: Path, args: argparse.Namespace, faces: bool) -> float:
+    """Frames per second of the model alone, opened as ``gantool webcam`` opens it (its
+    threads, which do not spin) and fed what the stream feeds it: a 640x480 frame's
+    processing shape, or with faces the square face crop, one per frame."""
+    from translator.runtime.pipeline import processing_shape
+    from translator.runtime.session import ModelSession
+    from translator.runtime.webcam import inference_threads
+
+    session = ModelSession(path, "cpu", log=lambda _: None, threads=inference_threads(faces))
+    side = session.info.processing_size
+    h, w = (side, side) if faces else processing_shape(480, 640, session.info)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, h, w)).astype(np.float32)
+    # As many runs as the stream shows frames, so both figures span about the same time.
+    return 1 / median_seconds(lambda: session.run(x), 2, args.frames)
+
+
+def ratio_table(args: argparse.Namespace, path: Path, video: Path) -> None:
+    """End to end against the model alone, in interleaved rounds so that a machine whose
+    load changes during the run moves both figures of a round alike."""
+    print(f"\nEnd to end / model alone ({args.e2e_model}, fp32, CPU; {args.rounds} interleaved "
+          "rounds; model alone at the shape the stream feeds it, with the stream's threads)")
+    header = f"{'round':<6} {'what':<7} {'model FPS':>10} {'e2e FPS':>8} {'ratio':>6}  median per stage"
+    print(header)
+    print("-" * len(header))
+    ratios: dict[bool, list[float]] = {False: [], True: []}
+    for n in range(args.rounds):
+        for faces in (False, True):
+            alone = model_alone_as_streamed(path, args, faces)
+            row = end_to_end(path, video, args, faces)
+            ratios[faces].append(row["fps"] / alone)
+            stages = ", ".join(f"{k} {1000 * v:.0f}ms" for k, v in row["stages"].items())
+            print(f"{n + 1:<6} {'faces' if faces else 'frame':<7} {alone:>10.2f} {row['fps']:>8.2f} "
+                  f"{ratios[faces][-1]:>6.2f}  {stages}", flush=True)
+    for faces, values in ratios.items():
+        print(f"median ratio {'with' if faces else 'without'} faces: {statistics.median(values):.2f}")
+
+
 def run_all(args: argparse.Namespace, folder: Path) -> None:
+    if args.ratios_only:
+        _, path = export_variant(args.e2e_model, args.size, folder, args.runs.get(args.e2e_model))
+        ratio_table(args, path, make_video(folder / "astronaut.mp4", args.frames))
+        return
     files = {}
     modules = {}
     for name in dict.fromkeys([*args.variants, *([] if args.no_e2e else [args.e2e_model])]):
@@ -414,6 +460,8 @@ def run_all(args: argparse.Namespace, folder: Path) -> None:
     video = None if args.no_e2e else make_video(folder / "astronaut.mp4", args.frames)
     if not args.no_precision:
         precision_table(args, files, modules, video)
+    if video is not None:
+        ratio_table(args, files[args.e2e_model], video)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,26 @@ class FaceOptions:
     choice: FaceChoice = field(default_factory=FaceChoice)
 
 
+def paste_inside(frame: np.ndarray, translated: np.ndarray, face: Any, feather: float) -> None:
+    """:func:`translator.face_align.paste_face` (feathered) into ``frame`` itself, working
+    on the part of the frame the face's crop covers only: the rest of the frame is the
+    frame's own anyway, and warping and blending all of it cost more than the face."""
+    from translator.face_align import AlignedFace, paste_face
+
+    h, w = frame.shape[:2]
+    side = face.side
+    inverse = np.vstack([face.matrix, [0.0, 0.0, 1.0]])
+    corners = np.linalg.inv(inverse) @ np.array([[0, side, 0, side], [0, 0, side, side], [1, 1, 1, 1]])
+    x0, y0 = (max(0, int(np.floor(v)) - 2) for v in corners[:2].min(axis=1))
+    x1, y1 = min(w, int(np.ceil(corners[0].max())) + 2), min(h, int(np.ceil(corners[1].max())) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return  # the face's crop lies outside the frame
+    shifted = face.matrix.copy()
+    shifted[:, 2] += face.matrix[:, :2] @ np.array([x0, y0], np.float64)
+    roi = frame[y0:y1, x0:x1]
+    roi[...] = paste_face(roi, translated, AlignedFace(face.crop, shifted), feather)
+
+
 class FramePipeline:
     """Runs a translation model on whole frames or on the faces in them."""
 
@@ -253,7 +273,10 @@ class FramePipeline:
         for n, face, new in zip(where, faces, translated, strict=True):
             if opts.color_match:
                 new = color_match(new, face.crop)
-            results[n] = paste_face(results[n], new, face, opts.feather, opts.blend == "poisson")
+            if opts.blend == "poisson":  # the seamless clone looks past the face's own pixels
+                results[n] = paste_face(results[n], new, face, opts.feather, True)
+            else:
+                paste_inside(results[n], new, face, opts.feather)
         return results
 
     def _process_faces(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:

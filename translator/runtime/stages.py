@@ -83,6 +83,12 @@ class Stage:
         self.name, self.work, self.inbox, self.outbox, self.stop = name, work, inbox, outbox, stop
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"gantool-{name}")
+        #: Set while the stage waits for a frame (it has none to work on).
+        self.idle = threading.Event()
+        #: ``gate(timeout)``: whether to take the next frame now, waiting up to ``timeout``
+        #: seconds for it to say yes (None: always). A frame is taken only once it says yes,
+        #: so what the stage takes is the newest of a live source at that moment.
+        self.gate: Callable[[float], bool] | None = None
 
     def start(self) -> Stage:
         self.thread.start()
@@ -90,9 +96,13 @@ class Stage:
 
     def _run(self) -> None:
         while not self.stop.is_set():
+            self.idle.set()
+            if self.gate is not None and not self.gate(0.05):
+                continue
             item = self.inbox.get(timeout=0.05)
             if item is None:
                 continue
+            self.idle.clear()
             if item is END:
                 break
             began = time.perf_counter()

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,10 @@ def inference_threads(faces: bool, cores: int | None = None) -> int:
     return cores - 1 if faces and cores >= 4 else cores
 
 
+def _stream_threads(options: RuntimeOptions, live: WebcamOptions) -> int:
+    return live.threads or inference_threads(options.faces)
+
+
 @dataclass
 class _Controls:
     """What the window's keys switch; read by the stage threads."""
@@ -176,7 +181,7 @@ def run_webcam(
 
 def _open_pipeline(model: str | os.PathLike, options: RuntimeOptions, live: WebcamOptions,
                    log: Log) -> FramePipeline:
-    session = options.open_model(model, log, live.threads or inference_threads(options.faces))
+    session = options.open_model(model, log, _stream_threads(options, live))
     log(f"Model: {session.info.describe()}; provider: {session.provider}")
     # Batches: several faces in a frame go through the model in one run.
     pipe = FramePipeline(session, None, options.side_by_side, options.batch_size)
@@ -208,7 +213,9 @@ class _LiveRun:
         cv2.setNumThreads(1)
         capture = CaptureThread(self.source).start()
         writer = self.writer
-        stream = _Stream(self.pipe, capture, self.controls, self.source.stall_timeout).start()
+        spare_core = _stream_threads(self.options, self.live) < usable_cores()
+        stream = _Stream(self.pipe, capture, self.controls, self.source.stall_timeout,
+                         spare_core).start()
         began = time.perf_counter()
         failed = True
         try:
@@ -318,15 +325,20 @@ class _Stream:
     """capture -> (feeder thread) -> detection thread -> inference thread -> :meth:`next`."""
 
     def __init__(self, pipe: FramePipeline, capture: CaptureThread, controls: _Controls,
-                 timeout: float) -> None:
+                 timeout: float, spare_core: bool) -> None:
         self.pipe, self.capture, self.controls, self.timeout = pipe, capture, controls, timeout
         self.stop_event = threading.Event()
         live = capture.live
         self.boxes, self.outputs, self.results = Mailbox(live), Mailbox(live), Mailbox(live)
-        self.stages = [
-            Stage("detect", self._detect, self.boxes, self.outputs, self.stop_event),
-            Stage("translate", self._translate, self.outputs, self.results, self.stop_event),
-        ]
+        detect = Stage("detect", self._detect, self.boxes, self.outputs, self.stop_event)
+        translate = Stage("translate", self._translate, self.outputs, self.results, self.stop_event)
+        if live and not spare_core:
+            # Newest wins between detection and translation, so a detector that ran ahead of
+            # the model would detect faces in frames that are then dropped, on the cores the
+            # model needs: with no core to spare, faces are detected only in a frame the
+            # model is free to take next.
+            detect.gate = partial(self._detector_may_start, translate)
+        self.stages = [detect, translate]
         self.feeder = threading.Thread(target=self._feed, daemon=True, name="gantool-feed")
         self.stats = LatencyStats()
 
@@ -346,8 +358,15 @@ class _Stream:
             index += 1
         self.boxes.put(END, self.stop_event)
 
+    @property
+    def _detecting(self) -> bool:
+        return self.controls.faces and not self.controls.original and self.pipe.faces is not None
+
+    def _detector_may_start(self, translate: Stage, timeout: float) -> bool:
+        return not self._detecting or translate.idle.wait(timeout)
+
     def _detect(self, frame: Frame) -> Frame:
-        if self.controls.faces and not self.controls.original and self.pipe.faces is not None:
+        if self._detecting:
             frame.boxes = self.pipe.face_boxes(frame.image)
         return frame
 
