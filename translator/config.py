@@ -23,6 +23,10 @@ class TrainConfig:
     domain_a: str | None = field(default=None, metadata={
         "help": "first domain (translation) or a filter (generation), e.g. male, 6, attr:Smiling"})
     domain_b: str | None = field(default=None, metadata={"help": "second domain, e.g. female"})
+    direction: str = field(default="AtoB", metadata={
+        "help": "which side of the data a translation model learns to make: AtoB (domain "
+                "A in, B out) or BtoA (the sides swapped, as the reference's --direction)",
+        "choices": ["AtoB", "BtoA"]})
     size: int = field(default=64, metadata={"help": "training resolution in pixels", "min": 8,
                                             "max": 4096})
     steps: int | None = field(default=None, metadata={

@@ -38,6 +38,9 @@ class ModelSpec:
     #: Defaults of training or model options for data sets of faces (``DatasetSpec.faces``),
     #: e.g. ``{"ngf": 32}``; flags the user gives win, and the log names what was taken.
     face_defaults: dict[str, Any] = field(default_factory=dict)
+    #: True when the model learns from pairs (A, B) of one scene (pix2pix): its data set
+    #: must declare ``DatasetSpec.pairs``, and each batch's ``a[i]`` and ``b[i]`` are one pair.
+    paired: bool = False
     plugin: str = field(default="", compare=False)
 
 
@@ -50,6 +53,9 @@ class DataRequest:
     #: (all images) or one word that filters the images.
     domains: tuple[str, ...] = ()
     split: Split = "train"
+    #: True for a model that learns from pairs (``ModelSpec.paired``): ``open`` must then
+    #: return two lists of equal length whose items ``i`` show one scene.
+    paired: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,9 @@ class DatasetSpec:
     #: True when each image is a photo of a face: ``--align-faces auto`` then aligns the
     #: faces to the template the runtime's face mode uses (:mod:`translator.face_align`).
     faces: bool = False
+    #: True when ``open`` honours ``DataRequest.paired`` (returns matching A and B lists);
+    #: a model that learns from pairs refuses a data set without it.
+    pairs: bool = False
     plugin: str = field(default="", compare=False)
 
 

@@ -79,6 +79,8 @@ def open_demo(path: Path | None, request: DataRequest) -> list[ImageList]:
         rng = np.random.default_rng(1234 + offset)
         items = [make_blob_image(rng) for _ in range(DEMO_COUNT)]
         return [ImageList("disks", items, description="demo: synthetic coloured disks")]
+    if request.paired:
+        return _demo_pairs(request, offset)
     out = []
     for word in request.domains or DEMO_DOMAINS:
         if word not in DEMO_DOMAINS:
@@ -88,3 +90,24 @@ def open_demo(path: Path | None, request: DataRequest) -> list[ImageList]:
         items = [make_scene(rng, night) for _ in range(DEMO_COUNT)]
         out.append(ImageList(word, items, description=f"demo: synthetic {word} scenes"))
     return out
+
+
+#: How a pair's night half relights its day half: darker, bluer, the sky's light gone.
+_NIGHT_LIGHT = np.array([0.22, 0.27, 0.55], np.float32)
+
+
+def night_of(day: np.ndarray) -> np.ndarray:
+    """The night partner of a day scene for paired models: the same scene, relit."""
+    lit = (day.astype(np.float32) / 255.0) ** 1.4 * _NIGHT_LIGHT
+    return (np.clip(lit, 0, 1) * 255).astype(np.uint8)
+
+
+def _demo_pairs(request: DataRequest, offset: int) -> list[ImageList]:
+    """Day scenes (the unpaired set's own) and each one relit as night: pairs of one scene."""
+    if request.domains and tuple(request.domains) != DEMO_DOMAINS:
+        raise GantoolError("the demo set's pairs are day and night, in that order")
+    rng = np.random.default_rng(99 + offset)
+    days = [make_scene(rng, False) for _ in range(DEMO_COUNT)]
+    return [ImageList("day", days, description="demo: synthetic day scenes"),
+            ImageList("night", [night_of(d) for d in days],
+                      description="demo: the day scenes relit as night")]

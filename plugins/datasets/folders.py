@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from translator.data import ImageList
@@ -33,13 +34,35 @@ def open_cyclegan(path: Path | None, request: DataRequest) -> list[ImageList]:
         lists = [_image_list(f.name, f) for f in folders if f.is_dir()]
         return [_merge(path.name, lists)]
     names = request.domains or ("A", "B")
-    out = []
+    out, folders = [], []
     for side, name in zip("AB", names, strict=True):
         folder = path / f"{request.split}{side}"
         if not folder.is_dir():
             folder = path / f"train{side}"
         out.append(_image_list(name, folder))
-    return out
+        folders.append(folder)
+    return matched_by_name(out, folders) if request.paired else out
+
+
+def matched_by_name(lists: list[ImageList], folders: list[Path]) -> list[ImageList]:
+    """The files of two folders that pair by name (``trainA/x.png`` with ``trainB/x.png``;
+    the extension may differ), in the first folder's order. Files without a partner are
+    left out, and a note on the first list names them."""
+    keys = [{str(p.relative_to(folder).with_suffix("")): p for p in lst.items
+             if isinstance(p, Path)} for lst, folder in zip(lists, folders, strict=True)]
+    both = [k for k in keys[0] if k in keys[1]]
+    if not both:
+        raise GantoolError(f"no file in {folders[0]} has a partner of the same name in "
+                           f"{folders[1]}; paired folders hold x.png in both")
+    lone = [f"{folder.name}/{path.relative_to(folder)}"
+            for found, folder in zip(keys, folders, strict=True)
+            for k, path in found.items() if k not in keys[0] or k not in keys[1]]
+    more = f" and {len(lone) - 3} more" if len(lone) > 3 else ""
+    notes = [f"skipped {len(lone)} file(s) without a partner of the same name: "
+             f"{', '.join(lone[:3])}{more}"] if lone else []
+    return [dataclasses.replace(lst, items=[found[k] for k in both],
+                                notes=[*lst.notes, *(notes if n == 0 else [])])
+            for n, (lst, found) in enumerate(zip(lists, keys, strict=True))]
 
 
 def _subfolders(path: Path) -> dict[str, Path]:

@@ -19,7 +19,9 @@ class ImageList:
     """One domain's images: file paths, in-memory arrays, or a mix.
 
     ``load(i)`` returns an ``[H, W, 3]`` RGB uint8 array. ``notes`` carries messages for the
-    user (e.g. files skipped while scanning).
+    user (e.g. files skipped while scanning). ``paired``: item ``i`` shows the same scene as
+    item ``i`` of the other list of its request (set by the core for models that learn from
+    pairs); the batch pipeline then picks and augments both halves alike.
     """
 
     name: str
@@ -27,6 +29,7 @@ class ImageList:
     description: str = ""
     notes: list[str] = field(default_factory=list)
     loader: Callable[[Path], np.ndarray] = read_image
+    paired: bool = False
 
     def __len__(self) -> int:
         return len(self.items)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,13 @@ def data_request(train: TrainConfig, kind: Kind, split: Split = "train") -> Data
             domains = (train.domain_a, train.domain_b)
     elif train.domain_a:
         domains = (train.domain_a,)
-    return DataRequest(kind=kind, domains=domains, split=split)
+    return DataRequest(kind=kind, domains=domains, split=split, paired=wants_pairs(train))
+
+
+def wants_pairs(train: TrainConfig) -> bool:
+    """Whether the run's model learns from pairs (``ModelSpec.paired``)."""
+    spec = get_registry().models.get(train.model) if train.model else None
+    return spec is not None and spec.paired
 
 
 def find_dataset(data: str) -> tuple[DatasetSpec, Path | None]:
@@ -64,8 +71,14 @@ def open_data(train: TrainConfig, kind: Kind, split: Split = "train",
         raise GantoolError(f"this run names no data (an import without --data), so there "
                            f"are no images to {purpose}; import it again with --data DIR")
     spec, path = find_dataset(train.data)
+    request = data_request(train, kind, split)
+    if request.paired and not spec.pairs:
+        raise GantoolError(f"{train.model} learns from pairs of one scene; --data {train.data} "
+                           f"({spec.name}) holds no pairs: give an aligned folder (train/ of "
+                           "A|B images side by side), trainA/ and trainB/ whose files match by "
+                           "name, or a paired built-in set (digit-edges)")
     try:
-        lists = spec.open(path, data_request(train, kind, split))
+        lists = spec.open(path, request)
     except PermissionError as exc:  # e.g. --data /proc: a folder with entries we may not read
         raise GantoolError(f"--data {train.data}: cannot read {exc.filename or 'a file'} "
                            "(permission denied)") from None
@@ -75,13 +88,28 @@ def open_data(train: TrainConfig, kind: Kind, split: Split = "train",
     for lst in lists:
         if len(lst) == 0:
             raise GantoolError(f"domain '{lst.name}' has no images")
+    if request.paired:
+        lists = _as_pairs(lists, train.data)
+    if train.direction == "BtoA" and kind == "translation":
+        lists = lists[::-1]
     if aligns_faces(train, spec):
+        if request.paired:  # each half would be cropped around its own detection
+            raise GantoolError("--align-faces does not keep pairs aligned; give --align-faces off")
         from .faces import aligned_list, alignment_detector
         from .pipeline import CROP_SCALE
 
         side = max(ALIGNED_SIDE, round(train.size * CROP_SCALE))
         lists = [aligned_list(lst, side, alignment_detector()) for lst in lists]
     return dict(zip(keys, lists, strict=True))
+
+
+def _as_pairs(lists: list[ImageList], data: str) -> list[ImageList]:
+    """The two lists of a paired data set, marked as pairs for the batch pipeline."""
+    a, b = lists
+    if len(a) != len(b):
+        raise GantoolError(f"--data {data} gave {len(a)} A and {len(b)} B images for pairs; "
+                           "a paired data set returns lists of equal length")
+    return [dataclasses.replace(lst, paired=True) for lst in lists]
 
 
 def data_defaults(spec: ModelSpec, data: str | None) -> dict[str, Any]:

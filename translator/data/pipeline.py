@@ -167,6 +167,29 @@ def load_or_next(images: ImageList, index: int, warned: set[str]) -> np.ndarray:
     raise GantoolError(f"no readable image in domain '{images.name}'")
 
 
+def is_paired(domains: dict[str, ImageList]) -> bool:
+    """Whether ``domains`` are the two halves of paired data (``ImageList.paired``)."""
+    return len(domains) == 2 and all(lst.paired for lst in domains.values())
+
+
+def load_pair_or_next(domains: dict[str, ImageList], index: int,
+                      warned: set[str]) -> list[np.ndarray]:
+    """Both halves of pair ``index``, or of the next pair whose halves are both readable:
+    :func:`load_or_next` for pairs, which skips a pair as one."""
+    lists = list(domains.values())
+    n = len(lists[0])
+    for attempt in range(n):
+        i = (index + attempt) % n
+        try:
+            return [lst.load(i) for lst in lists]
+        except ImageReadError as exc:
+            label = " / ".join(lst.label(i) for lst in lists)
+            if label not in warned:
+                warned.add(label)
+                print(f"warning: skipping the pair {label}: {exc}", file=sys.stderr)
+    raise GantoolError(f"no readable pair in '{lists[0].name}' and '{lists[1].name}'")
+
+
 class DecodeCache:
     """Decoded, resized images of one domain in a memory-mapped file, filled on first use.
 
@@ -184,9 +207,12 @@ class DecodeCache:
         if self.filled[index]:
             return np.asarray(self.images[index])
         img = load()
+        self.put(index, img)
+        return img
+
+    def put(self, index: int, img: np.ndarray) -> None:
         self.images[index] = img
         self.filled[index] = True  # after the pixels: a reader never sees a half-written row
-        return img
 
 
 def _open_memmap(path: Path, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -272,6 +298,8 @@ class StepBatches(torch.utils.data.Dataset):
         return cache.get(index, load) if cache is not None else load()
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        if is_paired(self.domains):
+            return self._pairs(step)
         batch = {}
         for d, (key, images) in enumerate(self.domains.items()):
             picked = []
@@ -280,6 +308,35 @@ class StepBatches(torch.utils.data.Dataset):
                 picked.append(prepare(self._base(key, images, index), self.size, self.augment, rng))
             batch[key] = to_tensor(picked)
         return batch
+
+    def _pairs(self, step: int) -> dict[str, torch.Tensor]:
+        """Paired domains: the same images of both, each pair cropped and flipped by one
+        draw (the first domain's order and seeds, so that a pair never comes apart)."""
+        first = next(iter(self.domains.values()))
+        picked: dict[str, list[np.ndarray]] = {key: [] for key in self.domains}
+        for j, index in enumerate(self.indices(step, 0, len(first))):
+            bases = self._pair_bases(index)
+            for key, base in zip(self.domains, bases, strict=True):
+                rng = np.random.default_rng([self.seed, step, self.rank, 0, j, 7])
+                picked[key].append(prepare(base, self.size, self.augment, rng))
+        return {key: to_tensor(images) for key, images in picked.items()}
+
+    def _pair_bases(self, index: int) -> list[np.ndarray]:
+        """Both halves of pair ``index`` at one shape (a crop lands on the same place)."""
+        side = base_side(self.size, self.augment)
+        caches = [self.caches.get(key) for key in self.domains]
+        if side is not None and all(c is not None and c.filled[index] for c in caches):
+            return [np.asarray(c.images[index]) for c in caches if c is not None]
+        found = load_pair_or_next(self.domains, index, self._warned)
+        if side is None:  # ``crop``: each half at its own scale, the second matched to the first
+            h, w = found[0].shape[:2]
+            return [img if img.shape[:2] == (h, w) else
+                    cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA) for img in found]
+        bases = [resize_square(img, side) for img in found]
+        for cache, base in zip(caches, bases, strict=True):
+            if cache is not None:
+                cache.put(index, base)
+        return bases
 
 
 def fixed_examples(domains: dict[str, ImageList], size: int, n: int = 8) -> dict[str, torch.Tensor]:
