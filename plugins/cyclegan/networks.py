@@ -11,6 +11,8 @@ dynamic batch, height and width.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -107,6 +109,22 @@ class ResnetGenerator(nn.Module):
         return self.model(x)
 
 
+def _batch_norm(channels: int) -> nn.Module:
+    # The reference's "batch" norm (pix2pix): affine, with running statistics.
+    return nn.BatchNorm2d(channels)
+
+
+@dataclass(frozen=True)
+class LevelOptions:
+    """How a U-Net level normalises: ``batch_norm`` swaps instance norm for batch norm and,
+    as the reference does, drops the biases of the convolutions a norm follows (batch
+    norm's shift replaces them); ``dropout`` adds the reference's ``Dropout(0.5)`` after a
+    middle level's upsampling."""
+
+    batch_norm: bool = False
+    dropout: bool = False
+
+
 class UnetSkipConnectionBlock(nn.Module):
     """One U-Net level: downsample, the inner levels, upsample; concatenated with the input
     (except at the outermost level)."""
@@ -119,11 +137,13 @@ class UnetSkipConnectionBlock(nn.Module):
         submodule: nn.Module | None = None,
         outermost: bool = False,
         innermost: bool = False,
+        options: LevelOptions = LevelOptions(),
     ) -> None:
         super().__init__()
         self.outermost = outermost
+        norm, bias = (_batch_norm, False) if options.batch_norm else (_norm, True)
         input_nc = outer_nc if input_nc is None else input_nc
-        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=True)
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
         downrelu = nn.LeakyReLU(0.2, True)
         uprelu = nn.ReLU(True)
         layers: list[nn.Module]
@@ -133,13 +153,14 @@ class UnetSkipConnectionBlock(nn.Module):
             layers = [downconv, submodule, uprelu, upconv, nn.Tanh()]
         elif innermost:
             # No norm after the innermost down conv: its output may be 1x1.
-            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, 4, stride=2, padding=1, bias=True)
-            layers = [downrelu, downconv, uprelu, upconv, _norm(outer_nc)]
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, 4, stride=2, padding=1, bias=bias)
+            layers = [downrelu, downconv, uprelu, upconv, norm(outer_nc)]
         else:
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1, bias=True)
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1, bias=bias)
             assert submodule is not None
-            layers = [downrelu, downconv, _norm(inner_nc), submodule]
-            layers += [uprelu, upconv, _norm(outer_nc)]
+            layers = [downrelu, downconv, norm(inner_nc), submodule]
+            layers += [uprelu, upconv, norm(outer_nc)]
+            layers += [nn.Dropout(0.5)] if options.dropout else []
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,21 +173,27 @@ class UnetGenerator(nn.Module):
     """The pix2pix/CycleGAN U-Net: ``num_downs`` stride-2 levels (8: UNet-256, 7: UNet-128).
 
     Height and width must be multiples of ``2**num_downs`` (:attr:`size_multiple`).
+    CycleGAN's has instance norm; pix2pix's (``batch_norm``, ``dropout``) batch norm and
+    dropout in the ``ngf * 8`` levels between the innermost and the four outer ones, as
+    the reference's ``--norm batch`` without ``--no_dropout``.
     """
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, num_downs: int = 8, ngf: int = 64) -> None:
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, num_downs: int = 8, ngf: int = 64,
+                 batch_norm: bool = False, dropout: bool = False) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"a U-Net needs at least 5 downsamplings, got {num_downs}")
         self.size_multiple = 2**num_downs
-        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True)
+        plain = LevelOptions(batch_norm)
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, options=plain)
         for _ in range(num_downs - 5):
-            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block)
-        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block)
-        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block)
-        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block)
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block,
+                                            options=LevelOptions(batch_norm, dropout))
+        for outer in (4, 2, 1):
+            block = UnetSkipConnectionBlock(ngf * outer, ngf * outer * 2, submodule=block,
+                                            options=plain)
         self.model = UnetSkipConnectionBlock(
-            out_ch, ngf, input_nc=in_ch, submodule=block, outermost=True
+            out_ch, ngf, input_nc=in_ch, submodule=block, outermost=True, options=plain
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -246,14 +273,18 @@ class MobileResnetGenerator(nn.Module):
 
 
 class NLayerDiscriminator(nn.Module):
-    """The PatchGAN discriminator; ``n_layers=3`` gives 70x70 receptive fields.
+    """The PatchGAN discriminator; ``n_layers=3`` gives 70x70 receptive fields. ``in_ch``
+    6 and ``batch_norm`` make pix2pix's conditional one, which judges (input, output) pairs.
 
     Returns one logit per patch, ``[N, 1, H/8 - 2, W/8 - 2]`` for ``n_layers=3``.
     """
 
-    def __init__(self, in_ch: int = 3, ndf: int = 64, n_layers: int = 3) -> None:
+    def __init__(self, in_ch: int = 3, ndf: int = 64, n_layers: int = 3,
+                 batch_norm: bool = False) -> None:
         super().__init__()
         kw, padw = 4, 1
+        # As in the generator: batch norm replaces the biases of the convolutions it follows.
+        norm, bias = (_batch_norm, False) if batch_norm else (_norm, True)
         layers: list[nn.Module] = [
             nn.Conv2d(in_ch, ndf, kernel_size=kw, stride=2, padding=padw),
             nn.LeakyReLU(0.2, True),
@@ -262,14 +293,15 @@ class NLayerDiscriminator(nn.Module):
         for n in range(1, n_layers):
             prev, mult = mult, min(2**n, 8)
             layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=2, padding=padw),
-                _norm(ndf * mult),
+                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=2, padding=padw,
+                          bias=bias),
+                norm(ndf * mult),
                 nn.LeakyReLU(0.2, True),
             ]
         prev, mult = mult, min(2**n_layers, 8)
         layers += [
-            nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=1, padding=padw),
-            _norm(ndf * mult),
+            nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=1, padding=padw, bias=bias),
+            norm(ndf * mult),
             nn.LeakyReLU(0.2, True),
             nn.Conv2d(ndf * mult, 1, kernel_size=kw, stride=1, padding=padw),
         ]
