@@ -1,4 +1,5 @@
-"""`gantool import reference`: the reference CycleGAN's checkpoints become gantool runs.
+"""`gantool import reference`: the reference CycleGAN's checkpoints become gantool runs, and
+its pix2pix generators (a U-Net with batch norm) pix2pix runs.
 
 Checkpoints are built here in the reference's exact layout: the key names and shapes in
 fixtures/reference_cyclegan_layout.json were recorded from the reference's networks.py
@@ -86,21 +87,31 @@ def resnet_forward(s: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
 
 
 def unet_forward(s: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The reference's U-Net in eval mode: instance norm, or (pix2pix) batch norm with its
+    running statistics, where convolutions before a norm have no bias; dropout is off."""
+
+    def norm(x, key):
+        if f"{key}.running_mean" not in s:
+            return _inorm(x)
+        return F.batch_norm(x, s[f"{key}.running_mean"], s[f"{key}.running_var"],
+                            s[f"{key}.weight"], s[f"{key}.bias"], training=False, eps=1e-5)
+
     def down(x, key):
-        return F.conv2d(x, s[f"{key}.weight"], s[f"{key}.bias"], stride=2, padding=1)
+        return F.conv2d(x, s[f"{key}.weight"], s.get(f"{key}.bias"), stride=2, padding=1)
 
     def up(x, key):
-        return F.conv_transpose2d(x, s[f"{key}.weight"], s[f"{key}.bias"], stride=2, padding=1)
+        return F.conv_transpose2d(x, s[f"{key}.weight"], s.get(f"{key}.bias"), stride=2,
+                                  padding=1)
 
     def level(x, p):
         # The reference's LeakyReLU is in-place, so its skip carries leaky_relu(x); the
         # ReLU after the concatenation makes that the same as x.
         x = F.leaky_relu(x, 0.2)
         if f"{p}3.weight" in s:  # innermost: down, up, norm
-            y = _inorm(up(F.relu(down(x, f"{p}1")), f"{p}3"))
+            y = norm(up(F.relu(down(x, f"{p}1")), f"{p}3"), f"{p}4")
         else:
-            y = level(_inorm(down(x, f"{p}1")), f"{p}3.model.")
-            y = _inorm(up(F.relu(y), f"{p}5"))
+            y = level(norm(down(x, f"{p}1"), f"{p}2"), f"{p}3.model.")
+            y = norm(up(F.relu(y), f"{p}5"), f"{p}6")
         return torch.cat([x, y], 1)
 
     y = level(down(x, "model.model.0"), "model.model.1.model.")
@@ -384,6 +395,87 @@ def test_one_step_from_pth_to_onnx(cli, tmp_path):
     assert np.abs(model.run(x) - expected.numpy()).max() <= 1e-4
 
 
+# -- pix2pix generators: a U-Net with batch norm -----------------------------------------------
+PIX2PIX = "pix2pix_unet_256_batch"
+
+
+def pix2pix_state(width: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A pix2pix generator in the reference's layout whose batch norms hold statistics
+    measured on images (as a trained one's do), so that eval mode neither flattens nor
+    saturates the output: the random tensors, with running statistics from one pass."""
+    from translator.plugins.cyclegan.networks import UnetGenerator
+
+    state = reference_state(PIX2PIX, width, seed=seed)
+    net = UnetGenerator(3, 3, num_downs=8, ngf=width, batch_norm=True)
+    net.load_state_dict(state)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over what it sees
+    with torch.no_grad():
+        net.train()(input_for("unet_256", seed=seed + 7).repeat(2, 1, 1, 1))
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def test_our_pix2pix_generator_has_the_reference_key_names_and_shapes():
+    from translator.plugins.cyclegan.networks import UnetGenerator
+
+    with torch.device("meta"):
+        ours = UnetGenerator(3, 3, num_downs=8, ngf=64, batch_norm=True, dropout=True)
+    expected = LAYOUT[PIX2PIX]["parameters"] | LAYOUT[PIX2PIX]["buffers"]
+    assert {k: list(v.shape) for k, v in ours.state_dict().items()} == expected
+
+
+def test_a_pix2pix_generator_is_recognised_with_its_running_statistics():
+    from translator.plugins.cyclegan.reference import clean_state_dict, detect_generator
+
+    clean = clean_state_dict(reference_state(PIX2PIX, 64, prefix="module.", device="meta"),
+                             Path("g.pth"))
+    assert set(clean) == set(LAYOUT[PIX2PIX]["parameters"]) | set(LAYOUT[PIX2PIX]["buffers"])
+    arch = detect_generator(clean, Path("g.pth"))
+    assert (arch.kind, arch.ngf, arch.depth, arch.norm, arch.name) == \
+        ("unet", 64, 8, "batch", "unet_256")
+
+
+def test_an_imported_pix2pix_generator_gives_the_reference_eval_output(cli, tmp_path):
+    from translator.plugins.cyclegan.importer import ImportOptions, ReferenceFiles, import_reference
+
+    from translator.runtime.session import ModelSession
+    from translator.training.runs import read_run_config
+
+    state = pix2pix_state()
+    pth = save(state, tmp_path / "latest_net_G.pth")
+    run = import_reference(ReferenceFiles(pth), tmp_path / "run",
+                           ImportOptions("labels", "facade"), log=lambda _: None)
+    rc = read_run_config(run)
+    assert rc.spec.name == "pix2pix" and rc.train.size == 256 and rc.untrained(0) == {}
+    x = input_for("unet_256")
+    with torch.no_grad():
+        imported = generator_of(run, "G").eval()(x)
+        independent = unet_forward(state, x)
+    assert (imported - independent).abs().max() <= 1e-4
+    assert imported.std() > 0.05 and (imported.abs() < 0.9).float().mean() > 0.5
+
+    onnx_file = tmp_path / "facades.onnx"
+    result = cli("import", "reference", pth, "--onnx", onnx_file, "--domain-a", "labels",
+                 "--domain-b", "facade")
+    assert result.exit_code == 0, result.output
+    assert "unet_256 (ngf 8, batch norm)" in result.output and "eval mode" in result.output
+    model = ModelSession(onnx_file, provider="cpu", log=lambda _: None)
+    assert (model.info.model, model.info.domain_from, model.info.domain_to) == \
+        ("pix2pix", "labels", "facade")
+    assert np.abs(model.run(x.numpy()) - independent.numpy()).max() <= 1e-4
+    shown = cli("inspect", onnx_file).output
+    assert "gantool.mode" in shown and "running statistics, dropout off" in shown
+
+
+def test_a_pix2pix_generator_comes_alone(cli, tmp_path):
+    g = save(pix2pix_state(), tmp_path / "g.pth")
+    result = cli("import", "reference", g, g, "-o", tmp_path / "run")
+    assert result.exit_code == 1 and "translates one way" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 # -- anything else is one clear line ---------------------------------------------------------
 class WholeModel(torch.nn.Module):
     def __init__(self) -> None:
@@ -398,8 +490,16 @@ def _truncated(path: Path, legacy_format: bool = False) -> Path:
     return path
 
 
+def _batch_norm_resnet(path: Path) -> Path:
+    """A ResNet generator with batch norm (``--netG resnet_6blocks --norm batch``)."""
+    state = reference_state("resnet_6blocks", legacy=True)
+    for key in [k for k in state if k.endswith(".running_mean")]:
+        state[key.replace("running_mean", "weight")] = torch.ones_like(state[key])
+    return save(state, path)
+
+
 UNSUPPORTED = {
-    "pix2pix": (lambda p: save(reference_state("pix2pix_unet_256_batch", 8), p), "batch-norm"),
+    "resnet-batch-norm": (_batch_norm_resnet, "ResNet generator with batch norm"),
     "whole-model": (lambda p: torch.save(WholeModel(), p), "pickled Python object"),
     "random-dict": (lambda p: save({"alpha": torch.ones(3), "beta": torch.zeros(2)}, p),
                     "not of a CycleGAN generator"),

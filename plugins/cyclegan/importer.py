@@ -1,4 +1,7 @@
-"""Reference CycleGAN checkpoints -> an ordinary gantool run folder (and ONNX files).
+"""Reference CycleGAN and pix2pix checkpoints -> an ordinary gantool run folder (and ONNX
+files). A U-Net with batch norm is the reference's pix2pix generator and becomes a run of
+the ``pix2pix`` model (found in the registry by name, like any plugin's); the rest become
+runs of the CycleGAN variant of their family.
 
 The run folder is written through the core's own functions (``config.json`` and a step-0
 checkpoint), so ``translate``, ``export onnx`` and, given ``--data``, ``train --resume``
@@ -26,7 +29,6 @@ from translator.training.checkpoint import load_into
 from translator.training.outputs import create_run
 from translator.training.runs import default_run_dir
 
-from .config import CycleGANConfig
 from .reference import (
     SUPPORTED,
     DiscriminatorArch,
@@ -128,20 +130,43 @@ def trained_size(gen: GeneratorArch, size: int | None) -> int:
     return 2**gen.depth if gen.kind == "unet" else REFERENCE_SIZE
 
 
-def _model_and_config(nets: ImportedNets, size: int) -> tuple[ModelSpec, CycleGANConfig]:
+#: The gantool model a reference U-Net with batch norm becomes, and its generator's net.
+PIX2PIX, PIX2PIX_GENERATOR = "pix2pix", "G"
+
+
+def _model_and_config(nets: ImportedNets, size: int) -> tuple[ModelSpec, Any]:
     gen, disc = nets.generator, nets.discriminator
-    # The reference's generator kinds are the keys of gantool's variants of them.
-    variant = find_variant(gen.kind)
-    options: dict[str, Any] = {"size": size, "ngf": gen.ngf, variant.depth_option: gen.depth}
-    if disc is not None:
-        options |= {"ndf": disc.ndf, "d_layers": disc.n_layers}
-    config = variant.config(**options)
+    if gen.norm == "batch":
+        spec = get_registry().model(PIX2PIX)
+        config = spec.config(size=size, ngf=gen.ngf, downs=gen.depth)
+    else:
+        # The reference's generator kinds are the keys of gantool's variants of them.
+        variant = find_variant(gen.kind)
+        options: dict[str, Any] = {"size": size, "ngf": gen.ngf, variant.depth_option: gen.depth}
+        if disc is not None:
+            options |= {"ndf": disc.ndf, "d_layers": disc.n_layers}
+        spec, config = get_registry().model(variant.name), variant.config(**options)
+    _check_size(gen, spec, config, size)
+    return spec, config
+
+
+def _check_size(gen: GeneratorArch, spec: ModelSpec, config: Any, size: int) -> None:
     with torch.device("meta"):  # only its size multiple is needed: nothing is allocated
-        multiple = variant.generator(config).size_multiple
+        multiple = next(iter(spec.build(config).generators().values())).size_multiple
     if size < 1 or size % multiple:
         raise GantoolError(f"--size {size}: a {gen.name} generator needs a multiple of "
                            f"{multiple}")
-    return get_registry().model(variant.name), config
+
+
+def _net_names(nets: ImportedNets) -> dict[str, str]:
+    """The model's net for each reference file: pix2pix has one generator, ``G``."""
+    if nets.generator.norm != "batch":
+        return {name: name for name in nets.states}
+    extra = sorted(set(nets.states) - {"G_A"})
+    if extra:
+        raise GantoolError(f"a pix2pix generator ({nets.generator}) translates one way and "
+                           f"is imported alone, without {', '.join(extra)}")
+    return {"G_A": PIX2PIX_GENERATOR}
 
 
 def _train_config(spec: ModelSpec, options: ImportOptions) -> TrainConfig:
@@ -195,9 +220,10 @@ def _write_run(files: ReferenceFiles, run_dir: Path | None,
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec.name)
     torch.manual_seed(0)  # networks not given are initialised the same way every time
     model = spec.build(model_config)
-    for name, state in nets.states.items():
-        load_into(model.nets[name], state, files.given()[name])
-    create_run(run_dir, spec, train_cfg, model_config, model, data_section, _untrained(files))
+    for name, net in _net_names(nets).items():
+        load_into(model.nets[net], nets.states[name], files.given()[name])
+    untrained = {} if spec.name == PIX2PIX else _untrained(files)
+    create_run(run_dir, spec, train_cfg, model_config, model, data_section, untrained)
     return run_dir, nets
 
 
@@ -215,6 +241,9 @@ def _log_summary(log: Log, nets: ImportedNets, files: ReferenceFiles,
     log(f"Imported {gen}" + (f" into {run_dir}" if run_dir else ""))
     for name, path in files.given().items():
         log(f"  {name}: {path}")
+    if gen.norm == "batch":
+        log("  pix2pix: one direction (a2b); exported in eval mode, as the reference's --eval")
+        return
     if run_dir is None:
         return
     if "G_B" not in nets.states:

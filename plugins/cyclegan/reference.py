@@ -9,6 +9,8 @@ published files:
 - ``running_mean`` / ``running_var`` (and ``num_batches_tracked``) on InstanceNorm layers,
   in files saved while its InstanceNorm tracked running statistics; the reference drops them
   on load, and so do we (instance norm normalises with each image's own statistics);
+- batch norm (``--norm batch``, pix2pix's default): norm layers with a weight *and* running
+  statistics, which are kept: in eval mode (the reference's ``--eval``) they normalise;
 - the legacy serialisation format of PyTorch < 1.6 (``torch.load`` reads both).
 
 Files are read with ``torch.load(weights_only=True)``: a file that would run code when
@@ -25,8 +27,9 @@ import torch
 
 from translator.errors import GantoolError
 
-SUPPORTED = ("supported: the reference CycleGAN's state dicts with instance norm "
-             "(resnet_6blocks/resnet_9blocks, unet_128/unet_256, PatchGAN discriminators)")
+SUPPORTED = ("supported: the reference's state dicts of CycleGAN (instance norm: "
+             "resnet_6blocks/resnet_9blocks, unet_128/unet_256, PatchGAN discriminators) and "
+             "pix2pix generators (unet_128/unet_256 with batch norm)")
 _NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 _RESNET_BLOCK = re.compile(r"^model\.(\d+)\.conv_block\.1\.weight$")
 
@@ -34,11 +37,12 @@ _RESNET_BLOCK = re.compile(r"^model\.(\d+)\.conv_block\.1\.weight$")
 @dataclass(frozen=True)
 class GeneratorArch:
     """A generator recognised from its tensors: ``resnet`` (depth = residual blocks) or
-    ``unet`` (depth = downsamplings)."""
+    ``unet`` (depth = downsamplings); ``norm`` ``instance`` (CycleGAN) or ``batch`` (pix2pix)."""
 
     kind: str
     ngf: int
     depth: int
+    norm: str = "instance"
 
     @property
     def name(self) -> str:
@@ -48,7 +52,8 @@ class GeneratorArch:
         return f"resnet_{self.depth}blocks"
 
     def __str__(self) -> str:
-        return f"{self.name} (ngf {self.ngf})"
+        norm = ", batch norm" if self.norm == "batch" else ""
+        return f"{self.name} (ngf {self.ngf}{norm})"
 
 
 @dataclass(frozen=True)
@@ -97,22 +102,19 @@ def _load_failure(path: Path, exc: Exception) -> str:
 def clean_state_dict(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """Without the ``module.`` prefix and the legacy InstanceNorm running statistics.
 
-    A norm layer with running statistics *and* a weight is batch norm (pix2pix), which our
-    networks do not have: refused with a message that says so.
+    A norm layer with running statistics *and* a weight is batch norm (pix2pix): its
+    statistics are kept, as they are what the network normalises with in eval mode.
     """
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
-    clean = {}
-    for key, value in state.items():
-        layer, _, leaf = key.rpartition(".")
-        if leaf in _NORM_BUFFERS:
-            if f"{layer}.weight" in state:
-                raise GantoolError(
-                    f"{path} has batch-norm layers ({layer}): a pix2pix-style network "
-                    f"(--norm batch), not a CycleGAN one; {SUPPORTED}")
-            continue
-        clean[key] = value
-    return clean
+    return {key: value for key, value in state.items()
+            if key.rpartition(".")[2] not in _NORM_BUFFERS or is_batch_norm(state, key)}
+
+
+def is_batch_norm(state: dict[str, torch.Tensor], key: str) -> bool:
+    """Whether the layer of ``key`` is batch norm: running statistics beside a weight."""
+    layer = key.rpartition(".")[0]
+    return f"{layer}.running_mean" in state and f"{layer}.weight" in state
 
 
 def _conv_weights(state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
@@ -127,21 +129,26 @@ def _check_rgb(path: Path, channels: int, what: str) -> None:
 
 def detect_generator(state: dict[str, torch.Tensor], path: Path) -> GeneratorArch:
     """ResNet (blocks, ngf) or U-Net (depth, ngf), from key names and shapes."""
+    norm = "batch" if any(is_batch_norm(state, k) for k in state) else "instance"
     if "model.1.weight" in state and state["model.1.weight"].dim() == 4:
         first = state["model.1.weight"]
         blocks = [k for k in state if _RESNET_BLOCK.match(k)]
         _check_rgb(path, first.shape[1], "input")
+        if norm == "batch":
+            raise GantoolError(f"{path} is a ResNet generator with batch norm, which gantool "
+                               f"has no model for; {SUPPORTED}")
         return GeneratorArch("resnet", int(first.shape[0]), len(blocks))
     if "model.model.0.weight" in state:
         first = state["model.model.0.weight"]
         _check_rgb(path, first.shape[1], "input")
         # Every U-Net level has one down and one up convolution.
         depth = len(_conv_weights(state)) // 2
-        return GeneratorArch("unet", int(first.shape[0]), depth)
+        return GeneratorArch("unet", int(first.shape[0]), depth, norm)
     if _is_patchgan(state):
         raise GantoolError(f"{path} is a PatchGAN discriminator, not a generator; give it "
                            "with its generators in a folder (<epoch>_net_D_A.pth)")
-    raise GantoolError(f"{path} is a state dict, but not of a CycleGAN generator (first keys: "
+    raise GantoolError(f"{path} is a state dict, but not of a CycleGAN generator or a pix2pix "
+                       "one (first keys: "
                        f"{', '.join(list(state)[:3])}); {SUPPORTED}")
 
 
