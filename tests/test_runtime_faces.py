@@ -164,3 +164,17 @@ def test_yunet_refuses_missing_and_wrong_files(tmp_path):
     wrong = make_invert_model(tmp_path / "not-yunet.onnx")
     with pytest.raises(GantoolError, match="YuNet"):
         YuNetDetector(wrong)
+
+
+def test_a_face_that_moves_far_between_detections_stays_one_track():
+    # A live stream detects every few shown frames, and a slow model shows few: a face can
+    # move farther than its boxes overlap. It keeps its track (and id), and no held copy
+    # of its old box is left behind to paste a second face there.
+    smoother = BoxSmoother()
+    smoother.update([(100, 100, 80, 80)])
+    first = smoother.tracked()
+    moved = smoother.update([(160, 120, 80, 80)])  # IoU 0.14, centre 63 px away
+    assert moved == [(160, 120, 80, 80)]  # taken as it is, not trailed by the average
+    assert [i for i, _ in smoother.tracked()] == [i for i, _ in first]
+    # Someone else, farther than a face's size, is another track.
+    assert len(smoother.update([(160, 120, 80, 80), (400, 120, 80, 80)])) == 2

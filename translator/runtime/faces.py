@@ -59,24 +59,39 @@ class BoxSmoother:
         return [(t["id"], tuple(int(round(v)) for v in t["box"])) for t in self.tracks]  # type: ignore[misc]
 
     def update(self, boxes: Sequence[Sequence[int]]) -> list[Box]:
+        """Match this detection's boxes to the tracks: by overlap (then averaged), else the
+        nearest track whose face could have moved there since (within its own size; then
+        the new box as it is, so a fast face is not trailed). A track no box matched is
+        held for ``hold`` detections, unless a box lies over it: the face there moved,
+        it was not missed, and a held copy would paste a second face beside it."""
         unmatched = list(self.tracks)
         new_tracks = []
         for box in boxes:
             b = np.asarray(box[:4], np.float64)
-            best = max(unmatched, key=lambda t: _iou(t["box"], b), default=None)
-            track_id = None
-            if best is not None and _iou(best["box"], b) >= self.min_iou:
+            track, overlapping = self._match(unmatched, b)
+            if track is not None:
                 # By identity: list.remove compares dicts, whose numpy boxes have no truth value.
-                unmatched = [t for t in unmatched if t is not best]
-                b = self.alpha * b + (1 - self.alpha) * best["box"]
-                track_id = best["id"]
+                unmatched = [t for t in unmatched if t is not track]
+                if overlapping:
+                    b = self.alpha * b + (1 - self.alpha) * track["box"]
             new_tracks.append({"box": b, "missed": 0,
-                               "id": next(self._ids) if track_id is None else track_id})
+                               "id": next(self._ids) if track is None else track["id"]})
         for track in unmatched:
-            if track["missed"] < self.hold:
+            covered = any(_iou(track["box"], t["box"]) > 0 for t in new_tracks if t["missed"] == 0)
+            if track["missed"] < self.hold and not covered:
                 new_tracks.append({**track, "missed": track["missed"] + 1})
         self.tracks = new_tracks
         return self.current()
+
+    def _match(self, tracks: list[dict[str, Any]], b: np.ndarray) -> tuple[dict[str, Any] | None, bool]:
+        """The track ``b`` continues and whether it overlaps it, or (None, False)."""
+        best = max(tracks, key=lambda t: _iou(t["box"], b), default=None)
+        if best is not None and _iou(best["box"], b) >= self.min_iou:
+            return best, True
+        nearest = min(tracks, key=lambda t: _centre_distance(t["box"], b), default=None)
+        if nearest is not None and _centre_distance(nearest["box"], b) < max(nearest["box"][2:4]):
+            return nearest, False
+        return None, False
 
 
 class CutDetector:
@@ -200,6 +215,10 @@ class FaceSelector:
         if track not in self.genders and bgr is not None and self.read_gender is not None:
             self.genders[track] = self.read_gender(bgr, box)
         return self.genders.get(track)
+
+
+def _centre_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.hypot(a[0] + a[2] / 2 - b[0] - b[2] / 2, a[1] + a[3] / 2 - b[1] - b[3] / 2))
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
