@@ -6,6 +6,7 @@ digit classifier."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 from click.testing import Result
 from PIL import Image
 from safetensors.torch import load_file
+from test_training import quick_compile  # noqa: F401 - the fixture, shared
 from translator.plugins.datasets.digit_edges import edge_pairs
 from translator.plugins.datasets.digit_reading import read_digits
 
@@ -172,6 +175,16 @@ def test_both_layouts_train_from_the_command_line(run_cli, tmp_path: Path, layou
         assert "without a partner of the same name" in result.output
 
 
+def test_a_compiled_run_trains_and_exports(run_cli, quick_compile, tmp_path: Path) -> None:  # noqa: F811
+    run = tmp_path / "run"
+    result: Result = run_cli("train", "pix2pix", "--data", "digit-edges", "--steps", "2", *SMALL,
+                             "--compile", "--out", run)
+    assert result.exit_code == 0, result.output
+    assert quick_compile and "torch.compile failed" not in result.output
+    result = run_cli("export", "onnx", run, "-o", tmp_path / "p2p.onnx")
+    assert result.exit_code == 0, result.output
+
+
 def _gantool(*args: str | int | Path) -> list[str]:
     """The command line of a ``gantool`` process (run it outside the checkout, whose build
     leftovers could shadow the installed entry points)."""
@@ -224,6 +237,52 @@ def test_export_says_its_mode_and_apply_translates(run_cli, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == (SIDE, SIDE, 3) and out.std() > 0
+
+
+#: One rank of a two-process pix2pix run: after every step it logs a fingerprint of every
+#: tensor of the networks, batch-norm statistics included.
+RANK_WORKER = """
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from ddp_worker import fingerprint
+from translator.config import TrainConfig
+from translator.registry import get_registry
+from translator.training import train
+
+rank, out = int(os.environ["RANK"]), Path(sys.argv[1])
+spec = get_registry().model("pix2pix")
+
+def on_step(done, model, losses):
+    record = {"step": done, "nets": fingerprint(dict(model.nets.state_dict())),
+              "losses": {k: float(v) for k, v in losses.items()}}
+    with open(out / f"rank{rank}.jsonl", "a") as fh:
+        fh.write(json.dumps(record) + "\\n")
+
+cfg = TrainConfig(model="pix2pix", data="demo", device="cpu", workers=0, out=str(out / "run"),
+                  steps=3, size=32, batch_size=2, log_every=1, sample_every=100,
+                  checkpoint_every=100)
+train(cfg, spec.config(ngf=8, ndf=8, d_layers=2), progress=False, on_step=on_step)
+"""
+
+
+@pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
+                    reason="torch.distributed with gloo")
+def test_two_processes_keep_one_model_batch_norm_statistics_included(tmp_path: Path) -> None:
+    worker = tmp_path / "worker.py"
+    worker.write_text(RANK_WORKER)
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(worker), str(tmp_path), str(Path(__file__).parent)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [[json.loads(line) for line in (tmp_path / f"rank{r}.jsonl").read_text().splitlines()]
+             for r in (0, 1)]
+    assert [r["step"] for r in ranks[0]] == [r["step"] for r in ranks[1]] == [1, 2, 3]
+    for first, second in zip(*ranks, strict=True):
+        assert first["nets"] == second["nets"], f"ranks differ after step {first['step']}"
+    assert ranks[0][0]["losses"] != ranks[1][0]["losses"]  # each rank saw its own images
 
 
 # -- learning on real digits ---------------------------------------------------------------------
