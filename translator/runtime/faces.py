@@ -65,7 +65,7 @@ class BoxSmoother:
         held for ``hold`` detections, unless a box lies over it: the face there moved,
         it was not missed, and a held copy would paste a second face beside it."""
         unmatched = list(self.tracks)
-        new_tracks = []
+        new_tracks: list[dict[str, Any]] = []
         for box in boxes:
             b = np.asarray(box[:4], np.float64)
             track, overlapping = self._match(unmatched, b)
