@@ -129,3 +129,34 @@ def test_providers_command_lists_every_row_and_checks_a_model(invert):
     checked = CliRunner().invoke(cli, ["providers", "--check", str(invert)],
                                  catch_exceptions=False).output
     assert "CPUExecutionProvider       usable" in checked
+
+
+class _Started:
+    """A stand-in InferenceSession that runs on the first provider it is asked for."""
+
+    def __init__(self, path, sess_options=None, providers=(), provider_options=None):
+        self.providers = list(providers)
+
+    def get_providers(self):
+        return self.providers
+
+
+def test_auto_takes_openvino_when_cuda_cannot_run_and_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(ort, "InferenceSession", _Started)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [
+        "CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(providers, "no_gpu_reason", lambda: "no NVIDIA GPU driver found")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not read by the stand-in")
+    logs: list[str] = []
+    started = session.create_session(model, "auto", log=logs.append)
+    assert started.get_providers() == ["OpenVINOExecutionProvider", "CPUExecutionProvider"]
+    assert logs == ["CUDA not used (no NVIDIA GPU driver found); running on OpenVINOExecutionProvider."]
+    # Without OpenVINO in the package, auto is what it was: CUDA, else the CPU.
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [
+        "CUDAExecutionProvider", "CPUExecutionProvider"])
+    logs.clear()
+    assert session.create_session(model, "auto", log=logs.append).get_providers() == [
+        "CPUExecutionProvider"]
+    assert logs == ["CUDA not used (no NVIDIA GPU driver found); running on CPU."]

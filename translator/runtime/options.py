@@ -32,7 +32,8 @@ class RuntimeOptions:
 
     provider: Literal["auto", "cpu", "cuda", "tensorrt", "openvino", "coreml", "directml",
                       "rocm"] = field(default="auto", metadata={
-        "help": "onnxruntime execution provider; auto uses CUDA when it works, else CPU. One "
+        "help": "onnxruntime execution provider; auto uses CUDA when it works, else OpenVINO "
+                "when this onnxruntime has it, else the CPU. One "
                 "this onnxruntime package lacks, or that does not start here, falls back to "
                 "the CPU with one line saying why (gantool providers lists them)."})
     size: int | None = field(default=None, metadata={

@@ -117,17 +117,19 @@ PROVIDER_ROWS: tuple[ProviderRow, ...] = (
     ProviderRow("directml", "DmlExecutionProvider", install="pip install onnxruntime-directml, on Windows"),
     ProviderRow("rocm", "ROCMExecutionProvider", install="AMD's onnxruntime-rocm package"),
 )
-#: What ``--provider`` accepts: ``auto`` (CUDA when it works, else the CPU) and every row.
+#: What ``--provider`` accepts: ``auto`` (see :data:`AUTO_ORDER`) and every row.
 PROVIDERS: tuple[str, ...] = ("auto", *(row.name for row in PROVIDER_ROWS))
-#: What ``auto`` tries before the CPU.
-AUTO = "cuda"
+#: What ``auto`` tries, in order, before the CPU: CUDA; then OpenVINO, which ran gantool's
+#: mobile generator at 1.6x the CPU provider's frame rate with the same output (71.5 dB,
+#: its fp32 as the file says) on a 2-core AMD EPYC (BENCHMARKS.md, "OpenVINO").
+AUTO_ORDER = ("cuda", "openvino")
 _BY_NAME = {row.name: row for row in PROVIDER_ROWS}
 _SHORT = {row.ort_name: row.name for row in PROVIDER_ROWS}
 
 
 def provider_row(name: str) -> ProviderRow:
     """The row ``--provider name`` means (``auto``: CUDA's); KeyError for an unknown name."""
-    return _BY_NAME[AUTO if name == "auto" else name]
+    return _BY_NAME[AUTO_ORDER[0] if name == "auto" else name]
 
 
 def short_name(ort_name: str) -> str:
@@ -149,6 +151,8 @@ class ProviderPlan:
     chain: list[str]
     reason: str | None = None
     preload_output: str = field(default="", repr=False)
+    #: ``auto``: why the providers it tried before this one are not used.
+    passed_over: list[str] = field(default_factory=list)
 
     @property
     def options(self) -> list[dict[str, str]]:
@@ -157,8 +161,18 @@ class ProviderPlan:
 
 def plan_providers(name: str, available: Sequence[str]) -> ProviderPlan:
     """What to ask onnxruntime for: the wanted provider with its helpers and the CPU when
-    this package lists it and nothing known rules it out, else the CPU alone with a reason."""
-    row = provider_row(name)
+    this package lists it and nothing known rules it out, else the CPU alone with a reason.
+    ``auto``: the first of :data:`AUTO_ORDER` that can be tried, else CUDA's reason."""
+    if name != "auto":
+        return _row_plan(_BY_NAME[name], available)
+    plans = [_row_plan(_BY_NAME[n], available) for n in AUTO_ORDER]
+    chosen = next((p for p in plans if p.reason is None), plans[0])
+    if chosen is not plans[0]:
+        chosen.passed_over = [f"{_label(plans[0].wanted)} not used ({plans[0].reason})"]
+    return chosen
+
+
+def _row_plan(row: ProviderRow, available: Sequence[str]) -> ProviderPlan:
     if row.ort_name == CPU:
         return ProviderPlan(row, [CPU])
     if row.ort_name not in available:
@@ -194,10 +208,17 @@ def why_not_used(plan: ProviderPlan) -> str:
         f"{lib} could not be loaded" if lib else f"{plan.wanted.ort_name} failed to initialise")
 
 
-def fallback_line(asked: str, reason: str, used: str) -> str:
-    """The one line a session that runs elsewhere than asked prints."""
-    label = "CUDA" if asked == "auto" else f"--provider {asked}"
-    return f"{label} not used ({reason}); running on {_running_on(used)}."
+def fallback_line(asked: str, plan: ProviderPlan, used: str) -> str | None:
+    """The one line a session that runs elsewhere than asked prints (None: it runs there)."""
+    why = list(plan.passed_over)
+    if plan.reason is not None:
+        label = _label(plan.wanted) if asked == "auto" else f"--provider {asked}"
+        why.append(f"{label} not used ({plan.reason})")
+    return f"{'; '.join(why)}; running on {_running_on(used)}." if why else None
+
+
+def _label(row: ProviderRow) -> str:
+    return row.ort_name.removesuffix("ExecutionProvider")
 
 
 def _running_on(ort_name: str) -> str:

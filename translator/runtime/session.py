@@ -212,13 +212,14 @@ def create_session(path: Path, provider: str = "auto", log: Log = stderr_log,
     where other stages share the cores; its threads then sleep instead of spinning
     between runs, so they leave those cores to capture and face detection.
 
-    ``auto`` tries CUDA. Any provider this onnxruntime package lacks, or that does not
-    start here, falls back to the CPU (TensorRT to CUDA first) and :data:`log` gets one
+    ``auto`` tries CUDA, then OpenVINO. Any provider this onnxruntime package lacks, or that
+    does not start here, falls back to the CPU (TensorRT to CUDA first) and :data:`log` gets one
     line saying why and what runs instead (see :mod:`translator.runtime.providers`).
     """
     session, plan = _open(path, provider, threads)
-    if plan.reason is not None:
-        log(providers.fallback_line(provider, plan.reason, session.get_providers()[0]))
+    line = providers.fallback_line(provider, plan, session.get_providers()[0])
+    if line is not None:
+        log(line)
     return session
 
 
