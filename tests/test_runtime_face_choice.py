@@ -169,3 +169,15 @@ def test_webcam_translates_only_the_chosen_face(tmp_path, model, monkeypatch):
                       WebcamOptions(window=False, detect_every=1), log=lambda m: None)
     assert len(outputs) == FRAMES
     assert [(changed(f, A_CENTRE), changed(f, B_CENTRE)) for f in outputs] == [(True, False)] * FRAMES
+
+
+def test_apply_by_gender_without_a_reader_is_one_line_before_any_file(tmp_path, model, monkeypatch):
+    from runtime_helpers import invoke
+
+    detector = ClipDetector([two_faces(0)])
+    monkeypatch.setattr(face_detectors, "create_detector", lambda name, **options: detector)
+    clip, out = write_clip(tmp_path / "two.avi", frames=2), tmp_path / "out.avi"
+    result = invoke(["apply", "-m", str(model), str(clip), "-o", str(out), "--face", "male",
+                     "--provider", "cpu"])
+    assert result.exit_code != 0 and detector.calls == 0 and not out.exists()
+    assert "--face male needs a face detector that reads gender" in result.output

@@ -179,6 +179,14 @@ class FaceChoice:
 GenderReader = Callable[[np.ndarray, Box], str]
 
 
+def check_choice(choice: FaceChoice, read_gender: GenderReader | None) -> None:
+    """Raise one line when ``choice`` picks by gender and nothing can read it."""
+    if choice.rule in GENDERS and read_gender is None:
+        raise GantoolError(f"--face {choice.rule} needs a face detector that reads gender (a "
+                           "plugin's detector with a gender(bgr, box) method; none of the "
+                           "built-in ones reads it yet)")
+
+
 @dataclass
 class FaceSelector:
     """Applies a :class:`FaceChoice` over a video: a face once picked is followed by its
@@ -191,10 +199,7 @@ class FaceSelector:
     genders: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.choice.rule in GENDERS and self.read_gender is None:
-            raise GantoolError(f"--face {self.choice.rule} needs a face detector that reads "
-                               "gender (the dlib detector does, with the faces extra: pip "
-                               'install "gantool[faces]")')
+        check_choice(self.choice, self.read_gender)
 
     def reset(self) -> None:
         self.chosen = None

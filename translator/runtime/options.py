@@ -49,7 +49,8 @@ class RuntimeOptions:
     face: str = field(default="all", metadata={
         "help": "Which faces (implies --faces): all; largest, left, right, or N (the N-th "
                 "from the left), each followed across a video's frames once chosen; female "
-                "or male, as the face detector reads them (dlib's does).",
+                "or male, as a face detector plugin that reads gender reads them (none "
+                "built in yet).",
         "metavar": "all|largest|left|right|N|female|male"})
     detector: str | None = field(default=None, metadata={
         "help": "Face detector plugin (built in: dlib, haar, yunet). Default: dlib when "
@@ -99,10 +100,11 @@ class RuntimeOptions:
     def face_options(self, **extra: Any) -> Any:
         """The pipeline's face settings, with the chosen detector created."""
         from ..face_detectors import create_detector
-        from .faces import FaceChoice
+        from .faces import FaceChoice, check_choice
         from .pipeline import FaceOptions
 
         name, options = self.detector_choice()
-        return FaceOptions(create_detector(name, **options), blend=self.blend,
-                           color_match=self.color_match, choice=FaceChoice.parse(self.face),
-                           **extra)
+        detector, choice = create_detector(name, **options), FaceChoice.parse(self.face)
+        check_choice(choice, getattr(detector, "gender", None))  # before any file is read
+        return FaceOptions(detector, blend=self.blend, color_match=self.color_match,
+                           choice=choice, **extra)
