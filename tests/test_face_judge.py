@@ -132,3 +132,31 @@ def test_a_data_set_of_faces_brings_the_models_face_defaults_and_given_flags_win
         assert {**recorded["train"], **recorded["model_config"]}[name] == value
     result = run_cli(*args, "--ngf", "8", "--out", tmp_path / "given")
     assert json.loads((tmp_path / "given" / "config.json").read_text())["model_config"]["ngf"] == 8
+
+
+def test_the_dlib_detector_reads_gender_and_face_female_translates_only_her(tmp_path):
+    from runtime_helpers import invoke, make_invert_model
+
+    from translator.face_detectors import create_detector
+
+    bgr = np.ascontiguousarray(astronaut()[..., ::-1])
+    detector = create_detector("dlib")
+    box = max(detector.detect(bgr), key=lambda b: b[2] * b[3])
+    assert detector.gender(bgr, box) == "female"
+
+    source = tmp_path / "astronaut.png"
+    cv2.imwrite(str(source), bgr)
+    model = make_invert_model(tmp_path / "invert.onnx")
+    outputs = {}
+    for choice in ("female", "male"):
+        out = tmp_path / f"{choice}.png"
+        result = invoke(["apply", "-m", str(model), str(source), "-o", str(out), "--face", choice,
+                         "--detector", "dlib", "--provider", "cpu"])
+        assert result.exit_code == 0, result.output
+        written = cv2.imread(str(out))
+        assert written is not None
+        outputs[choice] = written.astype(int)
+    x, y, w, h = box
+    face = (slice(y, y + h), slice(x, x + w))
+    assert np.abs(outputs["female"][face] - bgr[face]).mean() > 40  # her face inverted
+    assert np.abs(outputs["male"] - bgr).max() <= 2  # no face read as male: nothing changed

@@ -3,13 +3,17 @@
 ships the model files; nothing is downloaded at run time).
 
 It finds more faces than Haar, at more angles, and gives the landmarks that
-:mod:`translator.face_align` aligns faces with.
+:mod:`translator.face_align` aligns faces with, and a face's gender (``--face female``) read
+by dlib's CC0 gender network (``models/gender-v1.onnx``, see ``models/NOTICE.md``), the
+network the independent judge of ``gantool evaluate`` uses too.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +21,12 @@ from translator.errors import MissingExtra
 from translator.runtime.faces import Box
 
 INSTALL = 'pip install "gantool[faces]"'
+
+GENDER_MODEL = Path(__file__).parent / "models" / "gender-v1.onnx"
+#: The gender network's channel means (RGB) and scale, from its documentation; it reads the
+#: aligned 32x32 chip dlib makes from the five landmarks, with 0.2 padding.
+CHIP_MEANS = np.array([122.782, 117.001, 104.298], np.float32)
+CHIP_SIZE, CHIP_PADDING = 32, 0.2
 
 # dlib's five points: 0/1 outer/inner corner of the eye on the image's right, 2/3 outer/inner
 # of the eye on its left, 4 the base of the nose; translator.face_align's order is left to
@@ -53,6 +63,24 @@ def load_models():
     return dlib.get_frontal_face_detector(), predictor
 
 
+@lru_cache(maxsize=1)
+def _gender_session() -> Any:
+    import onnxruntime as ort
+
+    # One session for every reader: onnxruntime's run() may be called from many threads.
+    return ort.InferenceSession(str(GENDER_MODEL), providers=["CPUExecutionProvider"])
+
+
+def p_male(rgb: np.ndarray, shape: Any) -> float:
+    """The gender network's probability that the face with dlib landmarks ``shape`` in
+    ``rgb`` is male (its softmax is over [female, male])."""
+    dlib = import_dlib()
+    chip = dlib.extract_image_chip(rgb, dlib.get_face_chip_details(shape, CHIP_SIZE, CHIP_PADDING))
+    x = ((np.asarray(chip, np.float32) - CHIP_MEANS) / 256.0).transpose(2, 0, 1)[None]
+    session = _gender_session()
+    return float(session.run(None, {session.get_inputs()[0].name: x})[0][0][1])
+
+
 class DlibDetector:
     """Face boxes from dlib's HOG detector and five landmarks per face.
 
@@ -76,6 +104,12 @@ class DlibDetector:
         """``[5, 2]`` landmarks of the face in ``box`` (x, y, w, h), in
         :mod:`translator.face_align`'s order."""
         return self._shape_points(np.ascontiguousarray(bgr[..., ::-1]), box)[_TO_TEMPLATE_ORDER]
+
+    def gender(self, bgr: np.ndarray, box: Box) -> str:
+        """``"female"`` or ``"male"``: how the gender network reads the face in ``box``
+        (what ``--face female|male`` chooses by)."""
+        rgb = np.ascontiguousarray(bgr[..., ::-1])
+        return "male" if p_male(rgb, self.shape(rgb, box)) >= 0.5 else "female"
 
     def shape(self, rgb: np.ndarray, box: Box):
         """dlib's own ``full_object_detection`` (for dlib's chip and embedding functions)."""

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from .dlib_faces import import_dlib, load_models, model_file
+from .dlib_faces import import_dlib, load_models, model_file, p_male
 
-GENDER_MODEL = Path(__file__).parent / "models" / "gender-v1.onnx"
-#: The gender network's channel means (RGB) and scale, from its documentation.
-CHIP_MEANS = np.array([122.782, 117.001, 104.298], np.float32)
-CHIP_SIZE, CHIP_PADDING = 32, 0.2
 #: dlib's same-person threshold for its face embeddings.
 SAME_PERSON = 0.6
 #: Images are enlarged to this side before detection: dlib's HOG finds faces from ~80 px.
@@ -55,14 +50,8 @@ class GenderJudge:
     """Finds, reads and compares faces in RGB uint8 images of any size."""
 
     def __init__(self) -> None:
-        import onnxruntime as ort
-
-        dlib = import_dlib()
         self.detector, self.predictor = load_models()
         self.encoder = _encoder()
-        self.session = ort.InferenceSession(str(GENDER_MODEL), providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.dlib = dlib
 
     def find(self, rgb: np.ndarray):
         """The largest face's dlib rectangle in ``rgb``, or None."""
@@ -74,12 +63,8 @@ class GenderJudge:
         geometry): its own landmarks, gender and embedding."""
         rgb = np.ascontiguousarray(rgb)
         shape = self.predictor(rgb, rect)
-        chip = self.dlib.extract_image_chip(
-            rgb, self.dlib.get_face_chip_details(shape, CHIP_SIZE, CHIP_PADDING))
-        x = ((np.asarray(chip, np.float32) - CHIP_MEANS) / 256.0).transpose(2, 0, 1)[None]
-        p_female_male = self.session.run(None, {self.input_name: x})[0][0]
         embedding = np.array(self.encoder.compute_face_descriptor(rgb, shape))
-        return FaceReading(float(p_female_male[1]), embedding)
+        return FaceReading(p_male(rgb, shape), embedding)
 
 
 @lru_cache(maxsize=1)

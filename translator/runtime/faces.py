@@ -182,9 +182,9 @@ GenderReader = Callable[[np.ndarray, Box], str]
 def check_choice(choice: FaceChoice, read_gender: GenderReader | None) -> None:
     """Raise one line when ``choice`` picks by gender and nothing can read it."""
     if choice.rule in GENDERS and read_gender is None:
-        raise GantoolError(f"--face {choice.rule} needs a face detector that reads gender (a "
-                           "plugin's detector with a gender(bgr, box) method; none of the "
-                           "built-in ones reads it yet)")
+        raise GantoolError(f"--face {choice.rule} needs a face detector that reads gender "
+                           "(--detector dlib, from pip install \"gantool[faces]\", or a "
+                           "plugin's detector with a gender(bgr, box) method)")
 
 
 @dataclass

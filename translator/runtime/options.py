@@ -49,8 +49,8 @@ class RuntimeOptions:
     face: str = field(default="all", metadata={
         "help": "Which faces (implies --faces): all; largest, left, right, or N (the N-th "
                 "from the left), each followed across a video's frames once chosen; female "
-                "or male, as a face detector plugin that reads gender reads them (none "
-                "built in yet).",
+                "or male, as the face detector reads them (dlib does; it is the default "
+                "when installed).",
         "metavar": "all|largest|left|right|N|female|male"})
     detector: str | None = field(default=None, metadata={
         "help": "Face detector plugin (built in: dlib, haar, yunet). Default: dlib when "
