@@ -13,8 +13,8 @@ Prints `gantool evaluate`'s figures for each direction: the share of held-out tr
 read as the target digit and as "not a digit", the cycle and identity errors (mean absolute
 difference, pixels scaled to [0, 1]), and the classifier's reading of the real inputs.
 One-way models (``cut``, ``fastcut``: A->B only; train B->A as a run of its own with
-``--pair 9 6``) are read with ``--direction a2b``, the default for them: the same
-classifier figures of the A->B direction, without the cycle error that needs a way back.
+``--pair 9 6``) get the A->B figures, without the cycle error that needs a way back;
+``--direction a2b`` reads only the classifier's A->B figures of any model.
 """
 
 from __future__ import annotations
@@ -60,11 +60,9 @@ def read_a2b(run: Path) -> dict[str, float]:
     return {f"{column.label} {name}": value for name, value in reading.result().items()}
 
 
-def read(run: Path, direction: str | None) -> dict[str, float]:
-    """Both directions where asked or where the model has two, else A->B alone."""
-    if direction is None:
-        direction = "both" if "b2a" in load_model(run)[0].generators() else "a2b"
-    return evaluate(run) if direction == "both" else read_a2b(run)
+def read(run: Path, direction: str) -> dict[str, float]:
+    """Every direction the model has (``all``), or the classifier's A->B figures alone."""
+    return evaluate(run) if direction == "all" else read_a2b(run)
 
 
 def run(args: argparse.Namespace, out: Path) -> Path:
@@ -92,9 +90,9 @@ def main() -> None:
                         help="a variant: training or model config fields, e.g. diffaug=none")
     parser.add_argument("--out", type=Path, default=None, help="the run folder")
     parser.add_argument("--progress", action="store_true")
-    parser.add_argument("--direction", choices=["both", "a2b"], default=None,
-                        help="what to read: both directions (gantool evaluate), or A->B only; "
-                        "default: both where the model has two, else a2b")
+    parser.add_argument("--direction", choices=["all", "a2b"], default="all",
+                        help="what to read: gantool evaluate's figures of every direction the "
+                        "model has, or the classifier's A->B figures only")
     parser.add_argument("--score", type=Path, default=None, metavar="RUN",
                         help="only score an existing run (e.g. after gantool train --resume)")
     args = parser.parse_args()

@@ -156,6 +156,13 @@ def test_train_resume_export_and_apply(run_cli: RunCli, tmp_path: Path, name: st
     logs = [(run / "logs" / "losses.csv").read_text() for run in (straight, stopped)]
     assert logs[0] == logs[1] and "NCE" in logs[0].splitlines()[0]
 
+    # gantool evaluate reads the one direction: the classifier's figures, no round trip.
+    result = run_cli("evaluate", straight, "--max-images", "8", "-o", tmp_path / "eval")
+    assert result.exit_code == 0, result.output
+    assert "3->8" in result.output and "8->3" not in result.output
+    assert "read as target" in result.output and "cycle L1" not in result.output
+    assert (tmp_path / "eval" / "grid.png").is_file()
+
     onnx_file = tmp_path / f"{name}.onnx"
     result = run_cli("export", "onnx", straight, "-o", onnx_file)
     assert result.exit_code == 0, result.output

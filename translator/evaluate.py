@@ -291,22 +291,25 @@ class _Direction:
 
     column: Column
     forward: Callable[[torch.Tensor], torch.Tensor]
-    back: Callable[[torch.Tensor], torch.Tensor]
+    #: None for a model that learns one direction: no round trip, no cycle figure.
+    back: Callable[[torch.Tensor], torch.Tensor] | None
     source: ImageList
     target: ImageList
 
 
 def _translation_pass(model: Any, ev: _Evaluating, domains: dict[str, ImageList]) -> _Pass:
-    a2b, b2a = (g.module for g in _need(model.generators(), ("a2b", "b2a"), ev.rc))
-    result = _Pass(nrow=6)
+    gens = model.generators()
+    # A model that learns one direction (a2b only) is read in that direction alone.
+    names = ("a2b", "b2a") if "b2a" in gens else ("a2b",)
+    nets = {name: g.module for name, g in zip(names, _need(gens, names, ev.rc), strict=True)}
+    result = _Pass(nrow=3 * len(names))
     triples = {}
-    for name, forward, back, src, dst in (("a2b", a2b, b2a, "a", "b"),
-                                          ("b2a", b2a, a2b, "b", "a")):
+    for name, back, src, dst in (("a2b", "b2a", "a", "b"), ("b2a", "a2b", "b", "a"))[:len(names)]:
         column = Column(name, "translation", domains[src].name, domains[dst].name)
         result.columns.append(column)
-        direction = _Direction(column, forward, back, domains[src], domains[dst])
+        direction = _Direction(column, nets[name], nets.get(back), domains[src], domains[dst])
         result.figures[name], result.images[name], triples[name] = _direction(ev, direction)
-    result.grid = _side_by_side(triples["a2b"], triples["b2a"])
+    result.grid = _side_by_side(*triples.values())
     return result
 
 
@@ -319,10 +322,12 @@ def _direction(ev: _Evaluating,
     count = 0
     for real in _batches(way.source, ev.rc.train.size, ev.batch_size, ev.notes):
         fake = way.forward(real.to(ev.device)).float().clamp(-1, 1)
-        rec = way.back(fake).float().clamp(-1, 1).cpu()
+        # Without a way back, the grid's third cell is white.
+        rec = way.back(fake).float().clamp(-1, 1).cpu() if way.back else torch.ones_like(real)
         fake = fake.cpu()
-        batch = EvalBatch(way.column, real, fake, rec)
-        cycle.update(batch)
+        batch = EvalBatch(way.column, real, fake, rec if way.back else None)
+        if way.back:
+            cycle.update(batch)
         _update(figures, batch, ev.notes)
         rows += [torch.stack(t) for t in zip(real, fake, rec, strict=True)][:GRID_ROWS - len(rows)]
         count += len(real)
@@ -337,13 +342,13 @@ def _direction(ev: _Evaluating,
     return {**cycle.result(), **identity.result(), **_results(figures, ev.notes)}, count, rows
 
 
-def _side_by_side(left: list[torch.Tensor], right: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Rows of real | translated | reconstructed for A, then the same for B; blank cells
-    (white) where one domain has fewer images."""
-    blank = torch.ones_like(left[0] if left else right[0])
+def _side_by_side(*columns: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Rows of real | translated | reconstructed for A, then the same for B (where the
+    model has that direction); blank cells (white) where one domain has fewer images."""
+    blank = torch.ones_like(next(column[0] for column in columns if column))
     cells = []
-    for i in range(max(len(left), len(right))):
-        for triple in (left, right):
+    for i in range(max(len(column) for column in columns)):
+        for triple in columns:
             cells += list(triple[i] if i < len(triple) else blank)
     return cells
 
@@ -405,7 +410,8 @@ def evaluate_run(run_dir: Path, step: int | None = None,
     with torch.no_grad():
         if rc.spec.kind == "translation":
             domains, where = evaluation_images(rc, options.max_images)
-            total = 2 * sum(len(lst) for lst in domains.values())
+            # Each direction reads both domains: its sources, then its targets (identity).
+            total = len(model.generators()) * sum(len(lst) for lst in domains.values())
             with _bar(total, progress) as bar:
                 ev = _Evaluating(rc, torch_device, options.batch_size, bar)
                 result = _translation_pass(model, ev, domains)
