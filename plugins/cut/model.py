@@ -9,7 +9,6 @@ Names follow the reference implementation (taesungp/contrastive-unpaired-transla
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -28,6 +27,7 @@ from translator.training.gan import (
     StepContext,
     adam,
     init_normal,
+    linear_decay_schedulers,
     set_requires_grad,
 )
 
@@ -61,21 +61,6 @@ def build_discriminator(config: CUTConfig) -> NLayerDiscriminator:
 def build_head(config: CUTConfig, generator: nn.Module) -> PatchHead:
     encoder = Encoder(generator, parse_layers(config.nce_layers))
     return PatchHead(encoder.channels(), config.head_units)
-
-
-def linear_decay(start: int, total: int) -> Callable[[int], float]:
-    """Learning-rate factor: 1 before step ``start``, then linear down to 0 at ``total``.
-
-    A plain function, not a callable object, so that ``LambdaLR.state_dict()`` leaves it out
-    and a resumed run with more steps decays over its new total.
-    """
-
-    def factor(step: int) -> float:
-        if step < start:
-            return 1.0
-        return max(0.0, 1.0 - (step - start) / max(1, total - start))
-
-    return factor
 
 
 class CUT(GANModel):
@@ -116,11 +101,7 @@ class CUT(GANModel):
         self, optimizers: dict[str, torch.optim.Optimizer], total_steps: int
     ) -> dict[str, Any]:
         """Constant learning rate for ``decay_start`` of the steps, then linear to zero."""
-        start = round(total_steps * self.config.decay_start)
-        return {
-            name: torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(start, total_steps))
-            for name, opt in optimizers.items()
-        }
+        return linear_decay_schedulers(optimizers, total_steps, self.config.decay_start)
 
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext

@@ -10,7 +10,6 @@ Names follow the reference implementation so that loss curves and checkpoints co
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +25,7 @@ from translator.training.gan import (
     adam,
     gradient_penalty,
     init_normal,
+    linear_decay_schedulers,
     r1_penalty,
     set_requires_grad,
 )
@@ -58,22 +58,6 @@ class GeneratorFamily(Protocol):
 
 def build_discriminator(config: CycleGANConfig) -> nn.Module:
     return NLayerDiscriminator(3, ndf=config.ndf, n_layers=config.d_layers)
-
-
-def linear_decay(start: int, total: int) -> Callable[[int], float]:
-    """Learning-rate factor for step ``s``: 1 before ``start``, then linear down to 0 at ``total``.
-
-    A plain function on purpose: ``LambdaLR.state_dict()`` leaves functions out (it stores
-    the ``__dict__`` of callable objects), so a resumed run with more ``--steps`` decays over
-    the new total instead of the checkpoint's, and the state loads with ``weights_only=True``.
-    """
-
-    def factor(step: int) -> float:
-        if step < start:
-            return 1.0
-        return max(0.0, 1.0 - (step - start) / max(1, total - start))
-
-    return factor
 
 
 @dataclass
@@ -132,11 +116,7 @@ class CycleGAN(GANModel):
         self, optimizers: dict[str, torch.optim.Optimizer], total_steps: int
     ) -> dict[str, Any]:
         """Constant learning rate for ``decay_start`` of the steps, then linear to zero."""
-        start = round(total_steps * self.config.decay_start)
-        return {
-            name: torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(start, total_steps))
-            for name, opt in optimizers.items()
-        }
+        return linear_decay_schedulers(optimizers, total_steps, self.config.decay_start)
 
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from translator.plugins.cyclegan.losses import GANLoss
-from translator.plugins.cyclegan.model import UNetExportable, linear_decay
+from translator.plugins.cyclegan.model import UNetExportable
 from translator.plugins.cyclegan.networks import NLayerDiscriminator, UnetGenerator
 
 from translator.config import check_ranges
@@ -25,6 +25,7 @@ from translator.training.gan import (
     StepContext,
     adam,
     init_normal,
+    linear_decay_schedulers,
     set_requires_grad,
 )
 
@@ -72,9 +73,7 @@ class Pix2Pix(GANModel):
         self, optimizers: dict[str, torch.optim.Optimizer], total_steps: int
     ) -> dict[str, Any]:
         """Constant learning rate for ``decay_start`` of the steps, then linear to zero."""
-        start = round(total_steps * self.config.decay_start)
-        return {name: torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(start, total_steps))
-                for name, opt in optimizers.items()}
+        return linear_decay_schedulers(optimizers, total_steps, self.config.decay_start)
 
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext

@@ -275,6 +275,31 @@ def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=True if fused else None)
 
 
+def linear_decay(start: int, total: int) -> Callable[[int], float]:
+    """Learning-rate factor for step ``s``: 1 before ``start``, then linear down to 0 at ``total``.
+
+    A plain function on purpose: ``LambdaLR.state_dict()`` leaves functions out (it stores
+    the ``__dict__`` of callable objects), so a resumed run with more ``--steps`` decays over
+    the new total instead of the checkpoint's, and the state loads with ``weights_only=True``.
+    """
+
+    def factor(step: int) -> float:
+        if step < start:
+            return 1.0
+        return max(0.0, 1.0 - (step - start) / max(1, total - start))
+
+    return factor
+
+
+def linear_decay_schedulers(optimizers: dict[str, torch.optim.Optimizer], total_steps: int,
+                            decay_start: float) -> dict[str, Any]:
+    """The reference GANs' schedule for every optimizer: a constant learning rate for the
+    first ``decay_start`` of the steps, then linear to zero (``configure_schedulers``)."""
+    start = round(total_steps * decay_start)
+    return {name: torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(start, total_steps))
+            for name, opt in optimizers.items()}
+
+
 def set_requires_grad(nets: nn.Module | list[nn.Module], flag: bool) -> None:
     """Freeze or unfreeze networks (e.g. the discriminator while the generator learns)."""
     for net in nets if isinstance(nets, list) else [nets]:
