@@ -5,6 +5,7 @@ embeddings; needs ``pip install "gantool[faces]"``).
 
     python benchmarks/faces.py --data ../shared/faces-celeba --steps 1500
     python benchmarks/faces.py --data ../shared/faces-celeba --steps 1500 --set lambda_identity=0
+    python benchmarks/faces.py --data ../shared/faces-celeba --model cut --domains female male
     python benchmarks/faces.py --table runs-faces     # every row measured so far
 
 Only ``--steps`` (and ``--model``, ``--size``, ``--set``) differ from what
@@ -56,12 +57,14 @@ def run(args: argparse.Namespace) -> dict:
     # gantool's defaults for this model on faces (its face_defaults), then --set.
     faces = [f"{k}={json.dumps(v)}" for k, v in data_defaults(spec, args.data).items()]
     train_values, model_values = overrides(faces + args.set, spec.config)
-    name = args.name or "-".join([args.model, f"{args.size}px", f"{args.steps}st", *args.set]) \
+    name = args.name or "-".join([args.model, *_direction(args), f"{args.size}px",
+                                  f"{args.steps}st", *args.set]) \
         .replace("=", "").replace("/", "_")
     out = Path(args.out) / name
     cfg = config_from_dict(TrainConfig, {
         **spec.train_defaults, "model": args.model, "data": args.data, "size": args.size,
-        "domain_a": "male", "domain_b": "female", "steps": args.steps, "seed": args.seed,
+        "domain_a": args.domains[0], "domain_b": args.domains[1], "steps": args.steps,
+        "seed": args.seed,
         "out": str(out), "sample_every": max(1, args.steps // 5), **train_values})
     start = time.perf_counter()
     train(cfg, dataclasses.replace(spec.config(), **model_values), progress=args.progress)
@@ -75,6 +78,11 @@ def run(args: argparse.Namespace) -> dict:
     with open(Path(args.out) / "results.jsonl", "a") as fh:
         fh.write(json.dumps(row) + "\n")
     return row
+
+
+def _direction(args: argparse.Namespace) -> list[str]:
+    """The domains in a run's name, where they are not the default male -> female."""
+    return [] if args.domains == ["male", "female"] else ["2".join(args.domains)]
 
 
 def rejudge(out: Path, name: str) -> dict:
@@ -112,6 +120,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="training or model options that differ from the defaults")
+    parser.add_argument("--domains", nargs=2, default=["male", "female"], metavar=("A", "B"),
+                        help="domain A and B; one-way models (cut, fastcut) learn A->B only: "
+                        "train --domains female male as a run of its own")
     parser.add_argument("--name", help="the variant's name (default: from the options)")
     parser.add_argument("--out", default="runs-faces", help="folder for runs and results.jsonl")
     parser.add_argument("--table", metavar="OUT", help="print OUT/results.jsonl as a table")
