@@ -166,7 +166,7 @@ def webcam_command(model: str, camera: int, source: str | None, no_window: bool,
     # are its fields.
     live = WebcamOptions(window=not no_window, **flags)
     result = run_webcam(model, source if source is not None else camera, options, live, log=_log)
-    if no_window and live.record is None:
+    if no_window and live.record is None and not live.virtual_camera:
         click.echo("Nothing was shown or written (--no-window without --record): the figures "
                    "below are all this run gives.")
     dropped = f", {result.dropped} dropped to keep up" if result.dropped else ""

@@ -76,6 +76,23 @@ def test_every_translated_frame_reaches_the_virtual_camera_in_order(backend, mod
     assert "Sending to the virtual camera /dev/video9 (32x24 at 10 FPS)" in logs
 
 
+def test_without_a_display_it_feeds_the_virtual_camera_and_opens_no_window(backend, model,
+                                                                          monkeypatch):
+    monkeypatch.setattr(webcam, "has_display", lambda: False)
+    logs: list[str] = []
+    result = webcam.run_webcam(model, FakeFile(FlatCamera(4)), RuntimeOptions(provider="cpu"),
+                               WebcamOptions(virtual_camera=True), log=logs.append)
+    assert result.frames == 4 and len(backend[0].sent) == 4
+    assert any("frames go to the virtual camera only" in line for line in logs)
+
+
+def test_without_a_display_or_a_virtual_camera_a_window_is_an_error(model, monkeypatch):
+    monkeypatch.setattr(webcam, "has_display", lambda: False)
+    with pytest.raises(GantoolError, match="no display"):
+        webcam.run_webcam(model, FakeFile(FlatCamera(4)), RuntimeOptions(provider="cpu"),
+                          WebcamOptions(), log=lambda m: None)
+
+
 def test_side_by_side_goes_out_at_the_width_it_has(backend, model):
     webcam.run_webcam(model, FakeFile(FakeCamera(3)), RuntimeOptions(provider="cpu", side_by_side=True),
                       WebcamOptions(window=False, virtual_camera=True), log=lambda m: None)

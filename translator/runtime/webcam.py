@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -105,6 +105,15 @@ def open_stream_source(spec: SourceSpec) -> Source:
         raise GantoolError(f"cannot read {spec}: {exc}") from None
 
 
+def _without_window_if_headless(live: WebcamOptions, log: Log) -> WebcamOptions:
+    """A virtual camera is its own output: on a machine without a display (a server feeding
+    a video call) it needs no window, so asking for one is not an error there."""
+    if not (live.window and live.virtual_camera) or has_display():
+        return live
+    log("No display (DISPLAY is not set): no window, frames go to the virtual camera only.")
+    return replace(live, window=False)
+
+
 def _check_arguments(live: WebcamOptions, source: Source | SourceSpec) -> None:
     if live.window and not has_display():
         raise GantoolError("no display to open a window on (DISPLAY is not set); use --no-window")
@@ -163,6 +172,7 @@ def run_webcam(
     threads (see :mod:`translator.runtime.stages`); this thread encodes and displays.
     """
     opened = source if isinstance(source, Source) else None
+    live = _without_window_if_headless(live, log)
     try:
         _check_arguments(live, source)
         # The source first: a missing camera or file is the one error the user sees.
