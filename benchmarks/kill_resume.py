@@ -1,6 +1,7 @@
 """SIGKILL a short training run at 20 moments and check each resumes bit-identically.
 
     python benchmarks/kill_resume.py            # about 5 minutes on 2 CPU cores
+    python benchmarks/kill_resume.py --model cut    # CUT (and fastcut): its head and EMA too
 
 Each moment is hit exactly: a child process trains with the library's own functions
 wrapped so that, at the chosen call, the process sends itself SIGKILL (before the first
@@ -24,9 +25,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 16
-TRAIN = ["train", "dcgan", "--data", "demo", "--size", "32", "--batch-size", "4", "--ngf", "8",
-         "--ndf", "8", "--steps", str(STEPS), "--checkpoint-every", "4", "--keep-last", "1",
-         "--history-every", "0", "--log-every", "3", "--sample-every", "4", "--workers", "0"]
+#: The loop's flags, the same for every model: checkpoints, pruning, logs and samples often.
+LOOP = ["--size", "32", "--batch-size", "4", "--ngf", "8", "--ndf", "8", "--steps", str(STEPS),
+        "--checkpoint-every", "4", "--keep-last", "1", "--history-every", "0", "--log-every", "3",
+        "--sample-every", "4", "--workers", "0"]
+_CUT = ["--data", "digits", "--domain-a", "3", "--domain-b", "8", "--blocks", "2",
+        "--num-patches", "16", "--head-units", "16", "--ema", "0.9"]
+#: A model's own flags (small networks, so that the 21 runs take minutes).
+MODEL_FLAGS: dict[str, list[str]] = {"dcgan": ["--data", "demo"], "cut": _CUT, "fastcut": _CUT}
+
+
+def train_args(model: str) -> list[str]:
+    return ["train", model, *MODEL_FLAGS[model], *LOOP]
 
 #: (kind, n): kill at the n-th time that kind of thing happens.
 MOMENTS: list[tuple[str, int]] = [
@@ -46,7 +56,7 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def child(kind: str, n: int, out: str) -> None:
+def child(model: str, kind: str, n: int, out: str) -> None:
     """Train the run ``out``, killing this process at the ``n``-th ``kind`` event."""
     import torch
     from translator.cli import main
@@ -107,7 +117,7 @@ def child(kind: str, n: int, out: str) -> None:
     outputs.LossLog.append = append  # type: ignore[method-assign]  # patched on the class for every log
     training.train = train
     import translator.cli.train as cli_train  # noqa: F401 - imports train lazily from training
-    main([*TRAIN, "--out", out])
+    main([*train_args(model), "--out", out])
 
 
 def gantool(*args: str) -> subprocess.CompletedProcess:
@@ -121,27 +131,32 @@ def final(run: Path) -> tuple[dict, str]:
     from translator.training.checkpoint import find_checkpoint
 
     folder = find_checkpoint(run / "checkpoints")
-    return load_file(str(folder / "weights.safetensors")), (run / "logs" / "losses.csv").read_text()
+    # Every tensor file of the checkpoint: the weights, and the EMA copy where there is one.
+    tensors = {f"{path.name}:{key}": value for path in sorted(folder.glob("*.safetensors"))
+               for key, value in load_file(str(path)).items()}
+    return tensors, (run / "logs" / "losses.csv").read_text()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODEL_FLAGS), default="dcgan")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child[0], int(args.child[1]), args.child[2])
+        child(args.model, args.child[0], int(args.child[1]), args.child[2])
         return 0
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
         straight = Path(tmp) / "straight"
-        done = gantool(*TRAIN, "--out", str(straight))
+        done = gantool(*train_args(args.model), "--out", str(straight))
         assert done.returncode == 0, done.stderr
         weights, log = final(straight)
         passed = logs_equal = 0
         for kind, n in MOMENTS:
             run = Path(tmp) / f"{kind}-{n}"
-            killed = subprocess.run([sys.executable, __file__, "--child", kind, str(n), str(run)],
+            killed = subprocess.run([sys.executable, __file__, "--model", args.model,
+                                     "--child", kind, str(n), str(run)],
                                     capture_output=True, text=True, cwd=REPO)
             left = sorted(p.name for p in (run / "checkpoints").glob("*"))
             resumed = gantool("train", "--resume", str(run))

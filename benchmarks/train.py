@@ -2,12 +2,15 @@
 
     python benchmarks/train.py --models cyclegan cyclegan-mobile --size 256 --device auto
     python benchmarks/train.py --models cyclegan --batch-size 1 --paths gantool gantool-compile
+    python benchmarks/train.py --models cyclegan cut fastcut --size 64 --device cpu
 
 For each model and size, two configurations are timed:
 
 - ``baseline``: the step written the plain way, as junyanz/pytorch-CycleGAN-and-pix2pix
   does it: eager fp32, batch 1, contiguous (NCHW) tensors, plain Adam, ``requires_grad``
   toggled on the discriminators, one backward per discriminator; gantool's networks.
+  For ``cut`` and ``fastcut`` it is CycleGAN's reference step at the same generator and
+  size: their "speed x" and "mem x" are against CycleGAN.
 - ``gantool``: the model's ``train_step`` through a ``StepContext`` set up as the training
   loop sets it up: on CUDA bf16 autocast (``--precision auto``), channels_last, cuDNN
   benchmark and TF32, ``--batch-size`` images per step; on the CPU fp32 and NCHW, as the
@@ -41,6 +44,9 @@ from typing import Any
 import torch
 
 VARIANTS = {"cyclegan": "resnet", "cyclegan-unet": "unet", "cyclegan-mobile": "mobile"}
+#: Models whose baseline is another's reference step: CUT and FastCUT (ResNet generator by
+#: default) against CycleGAN at the same generator and size, as their paper compares them.
+BASELINE_OF = {"cut": "cyclegan", "fastcut": "cyclegan"}
 
 
 def machine() -> str:
@@ -209,7 +215,7 @@ def loop_step(model: Any, batch: dict[str, torch.Tensor], ctx: Any) -> None:
 
 def make_step(args: argparse.Namespace, path: str, device: torch.device):
     if path == "baseline":
-        return ReferenceStep(args.model, args.size, device), 1, "fp32"
+        return ReferenceStep(BASELINE_OF.get(args.model, args.model), args.size, device), 1, "fp32"
     step = GantoolStep(args.model, args.size, device, path)
     return step, args.batch, step.precision
 
@@ -313,7 +319,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["cyclegan", "cyclegan-mobile"],
-                        choices=sorted(VARIANTS))
+                        choices=sorted([*VARIANTS, *BASELINE_OF]))
     parser.add_argument("--size", nargs="+", type=int, default=[256], help="image sizes (pixels)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="gantool's images per step (default: 8 on CUDA, 1 on the CPU)")
@@ -367,7 +373,9 @@ def main() -> None:
             for path, row in speed.items():
                 ratio = row["images_per_s"] / base["images_per_s"]
                 mem = row["peak_mib"] / base["peak_mib"]
-                print(f"{model:<16} {size:>5} {path:<23} {row['batch']:>5} "
+                label = f"baseline ({BASELINE_OF[model]})" if path == "baseline" and \
+                    model in BASELINE_OF else path
+                print(f"{model:<16} {size:>5} {label:<23} {row['batch']:>5} "
                       f"{row['precision']:<5} {row['images_per_s']:>8.2f} {row['peak_mib']:>9.0f} "
                       f"{ratio:>8.2f} {mem:>6.2f}   "
                       + " ".join(f"{r:.2f}" for r in row["rates"]), flush=True)
