@@ -15,6 +15,8 @@ appends one row to ``OUT/results.jsonl``: training minutes, and per direction th
 translations read as the target gender, the judge's accuracy on the real inputs, the share
 whose face is still the same person (dlib embedding distance under 0.6), and cycle L1.
 Two variants can run side by side: give each ``OMP_NUM_THREADS=1``.
+On a GPU machine without the judge, ``--no-judge`` trains and writes the row without
+figures; ``--rejudge VARIANT`` on a machine with the judge fills them in.
 """
 
 from __future__ import annotations
@@ -69,15 +71,22 @@ def run(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     train(cfg, dataclasses.replace(spec.config(), **model_values), progress=args.progress)
     minutes = (time.perf_counter() - start) / 60
-    evaluation = evaluate_run(out, progress=args.progress)
-    figures = evaluation.flat()
+    figures, notes = {}, ["not judged yet: faces.py --rejudge on a machine with the judge"]
+    if not args.no_judge:
+        evaluation = evaluate_run(out, progress=args.progress)
+        figures, notes = evaluation.flat(), evaluation.notes
     row = {"variant": name, "model": args.model, "size": args.size, "steps": args.steps,
            "set": args.set, "train_minutes": round(minutes, 1), "threads": torch.get_num_threads(),
-           "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "figures": figures,
-           "notes": evaluation.notes}
+           "cpu": cpu_name(), "device": _device_name(), "date": time.strftime("%Y-%m-%d"),
+           "figures": figures, "notes": notes}
     with open(Path(args.out) / "results.jsonl", "a") as fh:
         fh.write(json.dumps(row) + "\n")
     return row
+
+
+def _device_name() -> str:
+    """Where the run trained: the GPU's name on a CUDA machine, else "cpu"."""
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
 def _direction(args: argparse.Namespace) -> list[str]:
@@ -128,6 +137,9 @@ def main() -> None:
     parser.add_argument("--table", metavar="OUT", help="print OUT/results.jsonl as a table")
     parser.add_argument("--rejudge", metavar="VARIANT", help="evaluate a finished run of OUT again")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--no-judge", action="store_true",
+                        help="train only (e.g. on a GPU machine without the judge); judge "
+                        "the run later with --rejudge")
     args = parser.parse_args()
     if args.table:
         lines = Path(args.table, "results.jsonl").read_text().splitlines()
