@@ -60,7 +60,8 @@ def run(jobs: list[Job], args: argparse.Namespace) -> None:
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.txt"
-    began, waiting, running = time.monotonic(), list(jobs), []
+    began, waiting = time.monotonic(), list(jobs)
+    running: list[Job] = []
     while waiting or running:
         elapsed = time.monotonic() - began
         while waiting and len(running) < args.parallel and elapsed < args.stop_after:
