@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=float("inf"), metavar="SECONDS")
     parser.add_argument("--out", type=Path, default=Path("queue-out"))
     args = parser.parse_args()
+    if not args.jobs.is_file():
+        parser.error(f"{args.jobs} is not a file")
     run(read_jobs(args.jobs), args)
 
 
